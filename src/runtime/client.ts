@@ -1,0 +1,219 @@
+import type { DescMessage, DescMethod, DescService, MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, makeAnyClient } from "@connectrpc/connect";
+import type { CallOptions, Client, Transport } from "@connectrpc/connect";
+import { createAsyncIterable } from "@connectrpc/connect/protocol";
+import { SpanKind, context, trace } from "@opentelemetry/api";
+import type { Attributes, Span } from "@opentelemetry/api";
+import { resolveTracingConfig } from "./config.js";
+import type { TracingConfig } from "./config.js";
+import { headerSetter } from "./header-carrier.js";
+import { ClientResponseStream, RecordedMessages } from "./message-streams.js";
+import { createMethodPlan, systemOfContentType, systemOfWireProtocol } from "./method-plan.js";
+import type { MethodPlan, RpcSystem } from "./method-plan.js";
+import type { ServiceTable } from "./method-table.js";
+import type { TracedClientOptions } from "./options.js";
+import { RpcCall } from "./rpc-call.js";
+import { serverAddressAttributes } from "./server-address.js";
+
+/** What every call of one traced client shares. */
+interface ClientSetup {
+  readonly transport: Transport;
+  readonly config: TracingConfig;
+  readonly system: RpcSystem;
+  /** `server.address`/`server.port` from the `baseUrl` option; undefined without it. */
+  readonly target: Attributes | undefined;
+}
+
+/**
+ * Creates a connect client for `service` whose every call runs in a CLIENT span named
+ * `package.Service/Method`, injects the span's context into the request headers with the
+ * configured propagator, records `rpc.message` events and ends the span with the call's status.
+ * Calls behave as those of connect's `createClient(service, transport)`: same arguments, results,
+ * errors, `onHeader`/`onTrailer` callbacks. One difference: breaking out of a response stream
+ * closes the transport's stream (connect's own client leaves it open until the deadline).
+ *
+ * Called by generated code (`createTraced<Service>Client`), which passes the service's method table.
+ *
+ * @throws TypeError if an option is invalid (see {@link TracedClientOptions}).
+ */
+export function createTracedClient<S extends DescService>(
+  service: S,
+  table: ServiceTable<S>,
+  transport: Transport,
+  options?: TracedClientOptions,
+): Client<S> {
+  const config = resolveTracingConfig(options);
+  const setup: ClientSetup = {
+    transport,
+    config,
+    system: systemOfWireProtocol(options?.protocol),
+    target: options?.baseUrl !== undefined ? serverAddressAttributes(options.baseUrl) : undefined,
+  };
+  const facts = table as Record<string, ServiceTable<DescService>[string]>;
+  return makeAnyClient(service, (method) => {
+    const methodFacts = facts[method.localName];
+    if (methodFacts === undefined) return null;
+    const plan = createMethodPlan(method, methodFacts, config);
+    switch (method.methodKind) {
+      case "unary":
+        return createUnaryFn(setup, plan, method);
+      case "server_streaming":
+        return createServerStreamingFn(setup, plan, method);
+      case "client_streaming":
+        return createClientStreamingFn(setup, plan, method);
+      case "bidi_streaming":
+        return createBiDiStreamingFn(setup, plan, method);
+    }
+  }) as Client<S>;
+}
+
+type AnyInit = MessageInitShape<DescMessage>;
+
+/** Starts the CLIENT span of one call and injects its context into a copy of the call's headers. */
+function startCall(setup: ClientSetup, plan: MethodPlan, options: CallOptions | undefined) {
+  const parent = context.active();
+  const { config, system, target } = setup;
+  const start = plan.startAttributes[system];
+  const attributes = target === undefined ? start : { ...start, ...target };
+  let span: Span;
+  try {
+    span = config.tracer.startSpan(plan.spanName, { kind: SpanKind.CLIENT, attributes }, parent);
+  } catch {
+    span = trace.wrapSpanContext(trace.getSpanContext(parent) ?? invalidSpanContext);
+  }
+  const call = new RpcCall(span, parent, plan, config, "client", system);
+  const headers = new Headers(options?.headers);
+  try {
+    config.propagator.inject(call.context, headers, headerSetter);
+  } catch {
+    // a propagator that throws leaves the headers as the caller gave them
+  }
+  return { call, headers };
+}
+
+const invalidSpanContext = { traceId: "00000000000000000000000000000000", spanId: "0000000000000000", traceFlags: 0 };
+
+/** Ends a client call that failed, after learning the RPC system from the error's metadata. */
+function failCall(call: RpcCall, error: unknown): void {
+  if (error instanceof ConnectError) call.learnSystem(systemOfContentType(error.metadata.get("content-type")));
+  call.fail(error, Code.Unknown);
+}
+
+function createUnaryFn(setup: ClientSetup, plan: MethodPlan, method: DescMethod & { methodKind: "unary" }) {
+  const { transport } = setup;
+  return async (input: AnyInit, options?: CallOptions) => {
+    const { call, headers } = startCall(setup, plan, options);
+    call.message("SENT", method.input, input);
+    let response: Awaited<ReturnType<Transport["unary"]>>;
+    try {
+      response = await context.with(
+        call.context,
+        transport.unary,
+        transport,
+        method,
+        options?.signal,
+        options?.timeoutMs,
+        headers,
+        input,
+        options?.contextValues,
+      );
+    } catch (error) {
+      failCall(call, error);
+      throw error;
+    }
+    call.learnSystem(systemOfContentType(response.header.get("content-type")));
+    call.message("RECEIVED", method.output, response.message);
+    call.succeed();
+    options?.onHeader?.(response.header);
+    options?.onTrailer?.(response.trailer);
+    return response.message;
+  };
+}
+
+function openStream(
+  setup: ClientSetup,
+  call: RpcCall,
+  method: DescMethod & { methodKind: "server_streaming" | "client_streaming" | "bidi_streaming" },
+  headers: Headers,
+  input: AsyncIterable<AnyInit>,
+  options: CallOptions | undefined,
+) {
+  const { transport } = setup;
+  const pending = context.with(
+    call.context,
+    transport.stream,
+    transport,
+    method,
+    options?.signal,
+    options?.timeoutMs,
+    headers,
+    input,
+    options?.contextValues,
+  );
+  // End the span when the call fails before the consumer reads it; the consumer still gets the
+  // rejection from `pending` when it does read.
+  pending.then(undefined, (error: unknown) => failCall(call, error));
+  return pending;
+}
+
+function createServerStreamingFn(
+  setup: ClientSetup,
+  plan: MethodPlan,
+  method: DescMethod & { methodKind: "server_streaming" },
+) {
+  return (input: AnyInit, options?: CallOptions) => {
+    const { call, headers } = startCall(setup, plan, options);
+    call.message("SENT", method.input, input);
+    const pending = openStream(setup, call, method, headers, createAsyncIterable([input]), options);
+    return new ClientResponseStream(pending, call, method.output, options);
+  };
+}
+
+function createClientStreamingFn(
+  setup: ClientSetup,
+  plan: MethodPlan,
+  method: DescMethod & { methodKind: "client_streaming" },
+) {
+  return async (request: AsyncIterable<AnyInit>, options?: CallOptions) => {
+    const { call, headers } = startCall(setup, plan, options);
+    const input = new RecordedMessages(request, call, "SENT", method.input);
+    try {
+      const response = await openStream(setup, call, method, headers, input, options);
+      call.learnSystem(systemOfContentType(response.header.get("content-type")));
+      options?.onHeader?.(response.header);
+      let single: unknown;
+      let count = 0;
+      for await (const message of response.message) {
+        single = message;
+        count++;
+      }
+      // The same protocol checks, with the same errors, as connect's createClientStreamingFn.
+      if (single === undefined) {
+        throw new ConnectError("protocol error: missing response message", Code.Unimplemented);
+      }
+      if (count > 1) {
+        throw new ConnectError("protocol error: received extra messages for client streaming method", Code.Unimplemented);
+      }
+      call.message("RECEIVED", method.output, single);
+      call.succeed();
+      options?.onTrailer?.(response.trailer);
+      return single;
+    } catch (error) {
+      failCall(call, error);
+      throw error;
+    }
+  };
+}
+
+function createBiDiStreamingFn(
+  setup: ClientSetup,
+  plan: MethodPlan,
+  method: DescMethod & { methodKind: "bidi_streaming" },
+) {
+  return (request: AsyncIterable<AnyInit>, options?: CallOptions) => {
+    const { call, headers } = startCall(setup, plan, options);
+    const input = new RecordedMessages(request, call, "SENT", method.input);
+    const pending = openStream(setup, call, method, headers, input, options);
+    return new ClientResponseStream(pending, call, method.output, options);
+  };
+}

@@ -1,0 +1,99 @@
+import type { DescMethod } from "@bufbuild/protobuf";
+import type { Attributes } from "@opentelemetry/api";
+import {
+  ATTR_RPC_METHOD,
+  ATTR_RPC_SERVICE,
+  ATTR_RPC_SYSTEM,
+  ATTR_RPC_SYSTEM_NAME,
+} from "./attribute-names.js";
+import type { TracingConfig } from "./config.js";
+import type { MethodFacts } from "./method-table.js";
+import type { WireProtocol } from "./options.js";
+
+/**
+ * The RPC system of a call as far as it is known: gRPC and gRPC-web are `grpc`, the Connect
+ * protocol is `connect`; `unknown` before a client has seen a response and was not told.
+ */
+export type RpcSystem = "grpc" | "connect" | "unknown";
+
+/**
+ * Everything about one method of one traced client or service that does not change per call,
+ * computed once when the client or service wrapper is created.
+ */
+export interface MethodPlan {
+  /** The method's descriptor: input and output schemas for message sizes. */
+  readonly method: DescMethod;
+  /** Span name: the fully-qualified method, `user.v1.UserService/FetchUser`. */
+  readonly spanName: string;
+  /** True if either side streams; such spans record message totals. */
+  readonly streaming: boolean;
+  /** True if this method's calls record `rpc.message` events. */
+  readonly messageEvents: boolean;
+  /** Attributes set at span start, per RPC system. Shared by all calls: never mutate. */
+  readonly startAttributes: Readonly<Record<RpcSystem, Attributes>>;
+  /** Attributes that name the RPC system, set when a client learns it from the response. */
+  readonly systemAttributes: Readonly<Record<RpcSystem, Attributes>>;
+}
+
+/** The RPC system of a connect protocol name (`HandlerContext.protocolName`: connect, grpc, grpcweb). */
+export function systemOfProtocolName(protocolName: string): RpcSystem {
+  if (protocolName === "connect") return "connect";
+  if (protocolName === "grpc" || protocolName === "grpcweb") return "grpc";
+  return "unknown";
+}
+
+/** The RPC system of a client's `protocol` option. */
+export function systemOfWireProtocol(protocol: WireProtocol | undefined): RpcSystem {
+  return protocol === undefined ? "unknown" : protocol === "connect" ? "connect" : "grpc";
+}
+
+/**
+ * The RPC system of a response `content-type`: `application/grpc…` (gRPC, gRPC-web) is `grpc`,
+ * any other (`application/proto`, `application/json`, `application/connect+…`) is `connect`.
+ */
+export function systemOfContentType(contentType: string | null | undefined): RpcSystem {
+  if (!contentType) return "unknown";
+  return contentType.startsWith("application/grpc") ? "grpc" : "connect";
+}
+
+/**
+ * Builds the plan of one method: span name and start attributes per RPC system in the configured
+ * semconv mode (current: `rpc.system.name` + fully-qualified `rpc.method`; legacy: `rpc.system`,
+ * `rpc.service`, bare `rpc.method`; both: the union, `rpc.method` fully-qualified).
+ */
+export function createMethodPlan(method: DescMethod, facts: MethodFacts, config: TracingConfig): MethodPlan {
+  const streaming = facts.kind !== "unary";
+  const systemAttributes = {
+    grpc: systemAttrs(config, "grpc", "grpc"),
+    connect: systemAttrs(config, "connectrpc", "connect_rpc"),
+    unknown: {},
+  };
+  const methodAttrs: Attributes = {};
+  if (config.semconv !== "current") {
+    const slash = facts.name.lastIndexOf("/");
+    methodAttrs[ATTR_RPC_SERVICE] = facts.name.slice(0, slash);
+    methodAttrs[ATTR_RPC_METHOD] = facts.name.slice(slash + 1);
+  }
+  if (config.semconv !== "legacy") {
+    methodAttrs[ATTR_RPC_METHOD] = facts.name;
+  }
+  return {
+    method,
+    spanName: facts.name,
+    streaming,
+    messageEvents: config.messageEvents === "all" || (config.messageEvents === "streaming" && streaming),
+    startAttributes: {
+      grpc: { ...systemAttributes.grpc, ...methodAttrs },
+      connect: { ...systemAttributes.connect, ...methodAttrs },
+      unknown: methodAttrs,
+    },
+    systemAttributes,
+  };
+}
+
+function systemAttrs(config: TracingConfig, current: string, legacy: string): Attributes {
+  const attrs: Attributes = {};
+  if (config.semconv !== "legacy") attrs[ATTR_RPC_SYSTEM_NAME] = current;
+  if (config.semconv !== "current") attrs[ATTR_RPC_SYSTEM] = legacy;
+  return attrs;
+}

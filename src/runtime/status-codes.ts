@@ -1,0 +1,69 @@
+import { Code } from "@connectrpc/connect";
+
+/**
+ * Canonical gRPC status names by code number (grpc/doc/statuscodes.md). connect-es `Code` numbers
+ * equal gRPC numbers, Canceled = 1 … Unauthenticated = 16; 0 is OK and has no `Code` member.
+ */
+const grpcNames: readonly string[] = [
+  "OK",
+  "CANCELLED",
+  "UNKNOWN",
+  "INVALID_ARGUMENT",
+  "DEADLINE_EXCEEDED",
+  "NOT_FOUND",
+  "ALREADY_EXISTS",
+  "PERMISSION_DENIED",
+  "RESOURCE_EXHAUSTED",
+  "FAILED_PRECONDITION",
+  "ABORTED",
+  "OUT_OF_RANGE",
+  "UNIMPLEMENTED",
+  "INTERNAL",
+  "UNAVAILABLE",
+  "DATA_LOSS",
+  "UNAUTHENTICATED",
+];
+
+/**
+ * Connect error code strings by code number (connectrpc.com/docs/protocol#error-codes). Connect
+ * has no code for success; this project writes `ok` for it. Connect spells `canceled`.
+ */
+const connectNames: readonly string[] = grpcNames.map((name, code) =>
+  code === Code.Canceled ? "canceled" : name.toLowerCase(),
+);
+
+/** Status code of a call that succeeded: 0, gRPC's OK. */
+export const OK = 0;
+
+/**
+ * A call's status code: {@link OK} or a connect-es `Code`.
+ */
+export type StatusCode = typeof OK | Code;
+
+/**
+ * The gRPC status name of a code, `NOT_FOUND` for 5; `CODE_<n>` for a number outside 0–16.
+ */
+export function grpcStatusName(code: StatusCode): string {
+  return grpcNames[code] ?? `CODE_${code}`;
+}
+
+/**
+ * The Connect code string of a code, `not_found` for 5, `ok` for 0; `code_<n>` outside 0–16.
+ */
+export function connectStatusName(code: StatusCode): string {
+  return connectNames[code] ?? `code_${code}`;
+}
+
+/**
+ * Codes that make a server span an Error (semconv docs/rpc/grpc.md and connect-rpc.md, "server"
+ * status): UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS. Every other
+ * code leaves a server span's status Unset. On a client span every code but OK is an Error.
+ */
+export const defaultServerErrorCodes: ReadonlySet<StatusCode> = new Set([
+  Code.Unknown,
+  Code.DeadlineExceeded,
+  Code.Unimplemented,
+  Code.Internal,
+  Code.Unavailable,
+  Code.DataLoss,
+]);
