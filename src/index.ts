@@ -4,8 +4,11 @@
  *
  * @packageDocumentation
  */
+
+export * from "./runtime/attribute-names.js";
 export { createTracedClient } from "./runtime/client.js";
-export { traceService } from "./runtime/server.js";
+export { DEFAULT_MAX_MESSAGE_EVENTS, INSTRUMENTATION_SCOPE, semconvFromEnv } from "./runtime/config.js";
+export type { Idempotency, MethodFacts, MethodKind, ServiceTable } from "./runtime/method-table.js";
 export type {
   MessageEventMode,
   SemconvMode,
@@ -14,7 +17,5 @@ export type {
   TracingOptions,
   WireProtocol,
 } from "./runtime/options.js";
-export type { Idempotency, MethodFacts, MethodKind, ServiceTable } from "./runtime/method-table.js";
-export { DEFAULT_MAX_MESSAGE_EVENTS, INSTRUMENTATION_SCOPE, semconvFromEnv } from "./runtime/config.js";
-export * from "./runtime/attribute-names.js";
+export { traceService } from "./runtime/server.js";
 export { VERSION } from "./version.js";

@@ -1,5 +1,5 @@
-import { createEcmaScriptPlugin } from "@bufbuild/protoplugin";
 import type { Plugin } from "@bufbuild/protoplugin";
+import { createEcmaScriptPlugin } from "@bufbuild/protoplugin";
 import { generate } from "./plugin/generate.js";
 import { VERSION } from "./version.js";
 

@@ -1,5 +1,8 @@
 #!/usr/bin/env node
-import { runNodeJs } from "@bufbuild/protoplugin";
-import { protocGenConnectOtel } from "../plugin.js";
+import { skipTranspilerImports } from "./skip-transpiler.js";
 
+// Before protoplugin loads: see skipTranspilerImports.
+skipTranspilerImports();
+const { runNodeJs } = await import("@bufbuild/protoplugin");
+const { protocGenConnectOtel } = await import("../plugin.js");
 runNodeJs(protocGenConnectOtel);

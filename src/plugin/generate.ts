@@ -1,8 +1,8 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { GeneratedFile, Schema, Target } from "@bufbuild/protoplugin";
 import { getComments } from "@bufbuild/protoplugin";
-import { RUNTIME_MODULE } from "./runtime-module.js";
 import { methodFacts, serviceNames } from "./method-facts.js";
+import { RUNTIME_MODULE } from "./runtime-module.js";
 
 /**
  * Writes one `<name>_otel.<ext>` per proto file that declares services, beside protoc-gen-es's
@@ -39,15 +39,33 @@ function printService(f: GeneratedFile, service: DescService, typed: boolean): v
   for (const method of service.methods) {
     const facts = methodFacts(method);
     f.print(
-      "  ", propertyKey(method.localName), ": { name: ", f.string(facts.name), ", kind: ", f.string(facts.kind),
-      ", idempotency: ", f.string(facts.idempotency), " },",
+      "  ",
+      propertyKey(method.localName),
+      ": { name: ",
+      f.string(facts.name),
+      ", kind: ",
+      f.string(facts.kind),
+      ", idempotency: ",
+      f.string(facts.idempotency),
+      " },",
     );
   }
   f.print("};");
   f.print();
   f.print(f.jsDoc(clientDoc(service)));
   if (t) {
-    f.print(f.export("function", names.client), "(transport: ", t.Transport, ", options?: ", t.TracedClientOptions, "): ", t.Client, "<typeof ", desc, "> {");
+    f.print(
+      f.export("function", names.client),
+      "(transport: ",
+      t.Transport,
+      ", options?: ",
+      t.TracedClientOptions,
+      "): ",
+      t.Client,
+      "<typeof ",
+      desc,
+      "> {",
+    );
   } else {
     f.print(f.export("function", names.client), "(transport, options) {");
   }
@@ -56,7 +74,20 @@ function printService(f: GeneratedFile, service: DescService, typed: boolean): v
   f.print();
   f.print(f.jsDoc(serverDoc(service)));
   if (t) {
-    f.print(f.export("function", names.server), "(impl: Partial<", t.ServiceImpl, "<typeof ", desc, ">>, options?: ", t.TracedServiceOptions, "): ", t.ServiceImpl, "<typeof ", desc, "> {");
+    f.print(
+      f.export("function", names.server),
+      "(impl: Partial<",
+      t.ServiceImpl,
+      "<typeof ",
+      desc,
+      ">>, options?: ",
+      t.TracedServiceOptions,
+      "): ",
+      t.ServiceImpl,
+      "<typeof ",
+      desc,
+      "> {",
+    );
   } else {
     f.print(f.export("function", names.server), "(impl, options) {");
   }
@@ -71,10 +102,34 @@ function printDeclarations(f: GeneratedFile, service: DescService): void {
   const desc = f.importSchema(service, true);
   const t = typeImports(f);
   f.print(f.jsDoc(clientDoc(service)));
-  f.print(f.export("declare function", names.client), "(transport: ", t.Transport, ", options?: ", t.TracedClientOptions, "): ", t.Client, "<typeof ", desc, ">;");
+  f.print(
+    f.export("declare function", names.client),
+    "(transport: ",
+    t.Transport,
+    ", options?: ",
+    t.TracedClientOptions,
+    "): ",
+    t.Client,
+    "<typeof ",
+    desc,
+    ">;",
+  );
   f.print();
   f.print(f.jsDoc(serverDoc(service)));
-  f.print(f.export("declare function", names.server), "(impl: Partial<", t.ServiceImpl, "<typeof ", desc, ">>, options?: ", t.TracedServiceOptions, "): ", t.ServiceImpl, "<typeof ", desc, ">;");
+  f.print(
+    f.export("declare function", names.server),
+    "(impl: Partial<",
+    t.ServiceImpl,
+    "<typeof ",
+    desc,
+    ">>, options?: ",
+    t.TracedServiceOptions,
+    "): ",
+    t.ServiceImpl,
+    "<typeof ",
+    desc,
+    ">;",
+  );
   f.print();
 }
 
@@ -124,7 +179,13 @@ function protoComments(service: DescService): string[] {
   const comments = getComments(service);
   const text = [comments.leading, comments.trailing]
     .filter((c): c is string => c !== undefined && c.trim() !== "")
-    .map((c) => c.replace(/\n$/, "").split("\n").map((line) => (line.startsWith(" ") ? line.slice(1) : line)).join("\n"))
+    .map((c) =>
+      c
+        .replace(/\n$/, "")
+        .split("\n")
+        .map((line) => (line.startsWith(" ") ? line.slice(1) : line))
+        .join("\n"),
+    )
     .join("\n\n");
   return text === "" ? [] : [...text.split("\n"), ""];
 }

@@ -1,15 +1,15 @@
 import type { DescMessage, DescMethod, DescService, MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, makeAnyClient } from "@connectrpc/connect";
 import type { CallOptions, Client, Transport } from "@connectrpc/connect";
+import { Code, ConnectError, makeAnyClient } from "@connectrpc/connect";
 import { createAsyncIterable } from "@connectrpc/connect/protocol";
-import { SpanKind, context, trace } from "@opentelemetry/api";
 import type { Attributes, Span } from "@opentelemetry/api";
-import { resolveTracingConfig } from "./config.js";
+import { context, SpanKind, trace } from "@opentelemetry/api";
 import type { TracingConfig } from "./config.js";
+import { resolveTracingConfig } from "./config.js";
 import { headerSetter } from "./header-carrier.js";
 import { ClientResponseStream, RecordedMessages } from "./message-streams.js";
-import { createMethodPlan, systemOfContentType, systemOfWireProtocol } from "./method-plan.js";
 import type { MethodPlan, RpcSystem } from "./method-plan.js";
+import { createMethodPlan, systemOfContentType, systemOfWireProtocol } from "./method-plan.js";
 import type { ServiceTable } from "./method-table.js";
 import type { TracedClientOptions } from "./options.js";
 import { RpcCall } from "./rpc-call.js";
@@ -192,7 +192,10 @@ function createClientStreamingFn(
         throw new ConnectError("protocol error: missing response message", Code.Unimplemented);
       }
       if (count > 1) {
-        throw new ConnectError("protocol error: received extra messages for client streaming method", Code.Unimplemented);
+        throw new ConnectError(
+          "protocol error: received extra messages for client streaming method",
+          Code.Unimplemented,
+        );
       }
       call.message("RECEIVED", method.output, single);
       call.succeed();

@@ -1,5 +1,5 @@
-import { propagation, trace } from "@opentelemetry/api";
 import type { Context, TextMapGetter, TextMapSetter, Tracer } from "@opentelemetry/api";
+import { propagation, trace } from "@opentelemetry/api";
 import { VERSION } from "../version.js";
 import type { MessageEventMode, SemconvMode, TracingOptions } from "./options.js";
 
@@ -40,7 +40,9 @@ export function resolveTracingConfig(options: TracingOptions | undefined): Traci
   const opt = options ?? {};
   const semconv = opt.semconv ?? semconvFromEnv(readEnv("OTEL_SEMCONV_STABILITY_OPT_IN"));
   if (!semconvModes.includes(semconv)) {
-    throw new TypeError(`connect-otel: option semconv must be one of ${semconvModes.join(", ")}, got ${String(semconv)}`);
+    throw new TypeError(
+      `connect-otel: option semconv must be one of ${semconvModes.join(", ")}, got ${String(semconv)}`,
+    );
   }
   const messageEvents = opt.messageEvents ?? "all";
   if (!messageEventModes.includes(messageEvents)) {

@@ -1,6 +1,6 @@
 import type { DescMessage } from "@bufbuild/protobuf";
-import { Code } from "@connectrpc/connect";
 import type { CallOptions, StreamResponse } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { context } from "@opentelemetry/api";
 import { systemOfContentType } from "./method-plan.js";
 import type { MessageDirection, RpcCall } from "./rpc-call.js";

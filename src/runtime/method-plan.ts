@@ -1,11 +1,6 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Attributes } from "@opentelemetry/api";
-import {
-  ATTR_RPC_METHOD,
-  ATTR_RPC_SERVICE,
-  ATTR_RPC_SYSTEM,
-  ATTR_RPC_SYSTEM_NAME,
-} from "./attribute-names.js";
+import { ATTR_RPC_METHOD, ATTR_RPC_SERVICE, ATTR_RPC_SYSTEM, ATTR_RPC_SYSTEM_NAME } from "./attribute-names.js";
 import type { TracingConfig } from "./config.js";
 import type { MethodFacts } from "./method-table.js";
 import type { WireProtocol } from "./options.js";

@@ -1,8 +1,8 @@
-import { create, toBinary } from "@bufbuild/protobuf";
 import type { DescMessage } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { SpanStatusCode, trace } from "@opentelemetry/api";
 import type { Attributes, Context, Span } from "@opentelemetry/api";
+import { SpanStatusCode, trace } from "@opentelemetry/api";
 import {
   ATTR_ERROR_TYPE,
   ATTR_MESSAGE_ID,
@@ -21,8 +21,8 @@ import {
 } from "./attribute-names.js";
 import type { TracingConfig } from "./config.js";
 import type { MethodPlan, RpcSystem } from "./method-plan.js";
-import { OK, connectStatusName, defaultServerErrorCodes, grpcStatusName } from "./status-codes.js";
 import type { StatusCode } from "./status-codes.js";
+import { connectStatusName, defaultServerErrorCodes, grpcStatusName, OK } from "./status-codes.js";
 
 /** Which end of the call a span describes. */
 export type CallSide = "client" | "server";

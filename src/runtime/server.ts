@@ -1,14 +1,14 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { SpanKind, context, trace } from "@opentelemetry/api";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Context, Span } from "@opentelemetry/api";
-import { resolveTracingConfig } from "./config.js";
+import { context, SpanKind, trace } from "@opentelemetry/api";
 import type { TracingConfig } from "./config.js";
+import { resolveTracingConfig } from "./config.js";
 import { headerGetter } from "./header-carrier.js";
 import { HandlerResponseStream, RecordedMessages } from "./message-streams.js";
-import { createMethodPlan, systemOfProtocolName } from "./method-plan.js";
 import type { MethodPlan } from "./method-plan.js";
+import { createMethodPlan, systemOfProtocolName } from "./method-plan.js";
 import type { ServiceTable } from "./method-table.js";
 import type { TracedServiceOptions } from "./options.js";
 import { RpcCall } from "./rpc-call.js";
