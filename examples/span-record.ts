@@ -36,7 +36,7 @@ export interface SpanRecord {
   parentSpanId?: string;
   name: string;
   kind: SpanKindName;
-  /** Start, milliseconds since the Unix epoch (fractional, sub-microsecond precision kept). */
+  /** Start, milliseconds since the Unix epoch (fractional; about microsecond precision). */
   startMs: number;
   /** End, milliseconds since the Unix epoch (fractional). */
   endMs: number;

@@ -122,11 +122,18 @@ export class RpcCall implements EventListenerObject {
     this.end(error instanceof ConnectError ? error.code : fallback, error);
   }
 
-  /** `EventListener` of `HandlerContext.signal`: ends the span with the abort reason's code. */
+  /**
+   * `EventListener` of `HandlerContext.signal`, which connect aborts when the call's deadline
+   * passes on the server (DEADLINE_EXCEEDED), when the client resets the stream or the connection
+   * closes, and when the server shuts down (all three CANCELLED, as gRPC servers report a call the
+   * client abandoned, whatever reset code connect-node's client sends). Ends the span then,
+   * unless the handler finished first (connect also aborts the signal after every call).
+   */
   handleEvent(event: Event): void {
     if (this.ended) return;
     const reason = (event.target as AbortSignal | null)?.reason;
-    this.end(reason instanceof ConnectError ? reason.code : Code.Canceled, reason);
+    const deadline = reason instanceof ConnectError && reason.code === Code.DeadlineExceeded;
+    this.end(deadline ? Code.DeadlineExceeded : Code.Canceled, reason);
   }
 
   /**

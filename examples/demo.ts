@@ -1,0 +1,216 @@
+/**
+ * `npm run demo`: starts the course system (payment-service, user-service, gateway) as three
+ * Node processes on loopback, drives the scenario of ./scenario.ts against the gateway with plain
+ * `fetch` (untraced), stops the processes (they flush their spans on SIGTERM), and prints every
+ * trace as a waterfall followed by the trace checks.
+ *
+ * Without `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) the demo runs its own OTLP/JSON
+ * receiver on an ephemeral loopback port. With it, spans go there and the demo only reports the
+ * HTTP steps. Exit code 0 when every step and check passed, 1 otherwise. Everything is bounded:
+ * the whole run is abandoned after {@link DEMO_TIMEOUT_MS}.
+ *
+ * `DEMO_VERBOSE=1` prints the processes' output; `DEMO_SPANS_FILE=<path>` also writes the received
+ * spans there as a JSON array of ./span-record.ts records.
+ */
+import { writeFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { LOOPBACK, loopbackUrl } from "./config.js";
+import { type OtlpReceiver, startOtlpReceiver } from "./otlp-receiver.js";
+import { freePort, type ServiceProcess, startProcess, waitForPort } from "./processes.js";
+import { SCENARIO, type ScenarioStep, SERVICES } from "./scenario.js";
+import type { SpanRecord } from "./span-record.js";
+import { type CheckResult, checkScenarioTraces } from "./trace-checks.js";
+import { renderWaterfall } from "./waterfall.js";
+
+/** Upper bound of the whole demo, in ms. */
+const DEMO_TIMEOUT_MS = 75_000;
+/** How long a process may take to listen, in ms (tsx compiles on start). */
+const READY_TIMEOUT_MS = 20_000;
+/** Timeout of one scenario request, in ms. */
+const STEP_TIMEOUT_MS = 10_000;
+/** How long to wait for spans after the processes exited, in ms. */
+const SPANS_TIMEOUT_MS = 5_000;
+
+const repoRoot = fileURLToPath(new URL("..", import.meta.url));
+const script = (name: string) => fileURLToPath(new URL(`./${name}`, import.meta.url));
+const verbose = process.env.DEMO_VERBOSE === "1";
+
+const processes: ServiceProcess[] = [];
+const watchdog = setTimeout(() => {
+  console.log(`demo failed: not finished after ${DEMO_TIMEOUT_MS} ms`);
+  for (const p of processes) {
+    void p.stop(0);
+  }
+  process.exitCode = 1;
+  setTimeout(() => process.exit(1), 1000).unref();
+}, DEMO_TIMEOUT_MS);
+watchdog.unref();
+
+const externalEndpoint = process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+let receiver: OtlpReceiver | undefined;
+const telemetryEnv: Record<string, string> = {
+  OTEL_TRACES_EXPORTER: process.env.OTEL_TRACES_EXPORTER || "otlp",
+  OTEL_METRICS_EXPORTER: process.env.OTEL_METRICS_EXPORTER || "none",
+  OTEL_LOGS_EXPORTER: process.env.OTEL_LOGS_EXPORTER || "none",
+};
+if (externalEndpoint === undefined || externalEndpoint === "") {
+  receiver = await startOtlpReceiver({ host: LOOPBACK });
+  Object.assign(telemetryEnv, {
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: "http/json",
+    OTEL_TRACES_EXPORTER: "otlp",
+    // The checks expect every trace; a sampler from the environment is kept, at their risk.
+    OTEL_TRACES_SAMPLER: process.env.OTEL_TRACES_SAMPLER || "parentbased_always_on",
+  });
+}
+
+const failures: string[] = [];
+try {
+  await runDemo();
+} catch (err) {
+  failures.push(err instanceof Error ? err.message : String(err));
+} finally {
+  await Promise.all(processes.map((p) => p.stop()));
+  await receiver?.close();
+  clearTimeout(watchdog);
+}
+if (failures.length > 0) {
+  console.log(`demo failed: ${failures.length} problem${failures.length === 1 ? "" : "s"}`);
+  for (const f of failures) console.log(`  ✗ ${f}`);
+  if (!verbose) {
+    for (const p of processes) console.error(p.output());
+  }
+  process.exitCode = 1;
+} else {
+  console.log("demo ok");
+}
+
+async function runDemo(): Promise<void> {
+  const ports = new Set<number>();
+  while (ports.size < 3) {
+    ports.add(await freePort(LOOPBACK));
+  }
+  const [paymentPort, userPort, gatewayPort] = [...ports] as [number, number, number];
+  const paymentUrl = loopbackUrl(paymentPort);
+  const userUrl = loopbackUrl(userPort);
+  const gatewayUrl = loopbackUrl(gatewayPort);
+  const start = (name: string, file: string, env: Record<string, string>, port: number) => {
+    const p = startProcess(name, script(file), { ...telemetryEnv, OTEL_SERVICE_NAME: name, ...env }, repoRoot);
+    processes.push(p);
+    if (verbose) {
+      void p.exited.then(() => console.error(p.output()));
+    }
+    return waitForPort(name, LOOPBACK, port, READY_TIMEOUT_MS, p.exited);
+  };
+  await Promise.all([
+    start(SERVICES.payment, "payment-service.ts", { PAYMENT_SERVICE_PORT: String(paymentPort) }, paymentPort),
+    start(
+      SERVICES.user,
+      "user-service.ts",
+      { USER_SERVICE_PORT: String(userPort), PAYMENT_SERVICE_URL: paymentUrl },
+      userPort,
+    ),
+    start(
+      SERVICES.gateway,
+      "gateway.ts",
+      { GATEWAY_PORT: String(gatewayPort), USER_SERVICE_URL: userUrl, PAYMENT_SERVICE_URL: paymentUrl },
+      gatewayPort,
+    ),
+  ]);
+  console.log(`course system up: gateway ${gatewayUrl}, user-service ${userUrl}, payment-service ${paymentUrl}`);
+
+  for (const step of SCENARIO) {
+    const problem = await runStep(gatewayUrl, step);
+    if (problem !== undefined) {
+      failures.push(`${step.name}: ${problem}`);
+    }
+  }
+
+  // SIGTERM: each process closes its server and flushes its spans before exiting.
+  const codes = await Promise.all(processes.map((p) => p.stop()));
+  codes.forEach((code, i) => {
+    if (code !== 0) {
+      failures.push(`${processes[i]?.name} exited with ${code} after SIGTERM`);
+    }
+  });
+
+  if (receiver === undefined) {
+    console.log(
+      `spans sent to ${externalEndpoint} (OTLP ${process.env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL || process.env.OTEL_EXPORTER_OTLP_PROTOCOL || "http/protobuf"}); open your tracing backend to see the ${SCENARIO.length} traces`,
+    );
+    return;
+  }
+  const spans = await settledSpans(receiver, SPANS_TIMEOUT_MS);
+  if (process.env.DEMO_SPANS_FILE) {
+    await writeFile(process.env.DEMO_SPANS_FILE, JSON.stringify(spans));
+  }
+  console.log(`received ${spans.length} spans\n`);
+  process.stdout.write(renderWaterfall(spans));
+  console.log();
+  report(checkScenarioTraces(spans, SCENARIO, SERVICES.gateway));
+  if (receiver.rejected() > 0) {
+    failures.push(`the receiver rejected ${receiver.rejected()} export requests`);
+  }
+}
+
+/** Sends one scenario request; returns a problem description, or undefined when it passed. */
+async function runStep(gatewayUrl: string, step: ScenarioStep): Promise<string | undefined> {
+  const started = performance.now();
+  let status: number;
+  let body: unknown;
+  try {
+    const init: RequestInit = { method: step.method, signal: AbortSignal.timeout(STEP_TIMEOUT_MS) };
+    if (step.body !== undefined) {
+      init.body = JSON.stringify(step.body);
+      init.headers = { "content-type": "application/json" };
+    }
+    const res = await fetch(gatewayUrl + step.path, init);
+    status = res.status;
+    const text = await res.text();
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = text;
+    }
+  } catch (err) {
+    const problem = `request failed: ${err instanceof Error ? err.message : String(err)}`;
+    console.log(`✗ ${step.name.padEnd(14)} ${step.method} ${step.path} → ${problem}`);
+    return problem;
+  }
+  const ms = (performance.now() - started).toFixed(0);
+  const problem =
+    status !== step.expectStatus
+      ? `status ${status}, expected ${step.expectStatus}: ${JSON.stringify(body)}`
+      : step.checkBody?.(body);
+  console.log(
+    `${problem === undefined ? "✓" : "✗"} ${step.name.padEnd(14)} ${step.method} ${step.path} → ${status} (${ms} ms)${problem ? `: ${problem}` : ""}`,
+  );
+  return problem;
+}
+
+/** Waits until the span count stops growing for 300 ms, at most `timeoutMs`. */
+async function settledSpans(from: OtlpReceiver, timeoutMs: number): Promise<SpanRecord[]> {
+  const deadline = Date.now() + timeoutMs;
+  let count = -1;
+  while (Date.now() < deadline) {
+    const now = from.spans().length;
+    if (now === count && now > 0) {
+      break;
+    }
+    count = now;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+  return from.spans();
+}
+
+function report(results: CheckResult[]): void {
+  for (const r of results) {
+    console.log(`${r.ok ? "✓" : "✗"} ${r.name}${r.detail !== undefined ? `: ${r.detail}` : ""}`);
+  }
+  const failed = results.filter((r) => !r.ok).length;
+  console.log(`\ntrace checks: ${results.length - failed} of ${results.length} passed`);
+  if (failed > 0) {
+    failures.push(`${failed} of ${results.length} trace checks failed`);
+  }
+}

@@ -1,0 +1,240 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SCENARIO, SERVICES } from "../examples/scenario.js";
+import type { SpanRecord } from "../examples/span-record.js";
+import { checkStepTrace } from "../examples/trace-checks.js";
+import { groupByTrace } from "../examples/waterfall.js";
+
+// The whole demo as a child process (three services, own OTLP receiver, loopback only), then
+// assertions on its output and on the spans it received.
+
+const repoRoot = fileURLToPath(new URL("..", import.meta.url));
+const DEMO_TIMEOUT_MS = 90_000;
+
+interface DemoRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  spans: SpanRecord[];
+}
+
+async function runDemo(): Promise<DemoRun> {
+  const dir = await mkdtemp(join(tmpdir(), "connect-otel-demo-"));
+  const spansFile = join(dir, "spans.json");
+  const env: NodeJS.ProcessEnv = { ...process.env, DEMO_SPANS_FILE: spansFile };
+  // The demo must use its own receiver.
+  for (const key of Object.keys(env)) {
+    if (key.startsWith("OTEL_")) delete env[key];
+  }
+  try {
+    const child = spawn(process.execPath, ["--import", "tsx", "examples/demo.ts"], {
+      cwd: repoRoot,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: DEMO_TIMEOUT_MS - 5_000,
+      killSignal: "SIGKILL",
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (c: string) => {
+      stdout += c;
+    });
+    child.stderr.setEncoding("utf8").on("data", (c: string) => {
+      stderr += c;
+    });
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+      child.on("close", (c, s) => resolve([c, s])),
+    );
+    const spans = await readFile(spansFile, "utf8").then(
+      (text) => JSON.parse(text) as SpanRecord[],
+      () => [],
+    );
+    return { code, signal, stdout, stderr, spans };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function traceOfPath(spans: SpanRecord[], path: string): SpanRecord[] {
+  const url = new URL(path, "http://gateway");
+  const root = spans.find(
+    (s) =>
+      s.parentSpanId === undefined &&
+      s.serviceName === SERVICES.gateway &&
+      s.attributes["url.path"] === url.pathname &&
+      (s.attributes["url.query"] ?? "") === url.search.replace(/^\?/, ""),
+  );
+  expect(root, `root span of ${path}`).toBeDefined();
+  return spans.filter((s) => s.traceId === root?.traceId);
+}
+
+function one(spans: SpanRecord[], service: string, kind: SpanRecord["kind"], name: string): SpanRecord {
+  const found = spans.filter((s) => s.serviceName === service && s.kind === kind && s.name === name);
+  expect(found, `${service} ${kind} ${name}`).toHaveLength(1);
+  return found[0] as SpanRecord;
+}
+
+describe("npm run demo", () => {
+  let run: DemoRun;
+  beforeAll(async () => {
+    run = await runDemo();
+  }, DEMO_TIMEOUT_MS);
+  afterAll(() => {
+    if (run !== undefined && run.code !== 0) {
+      // Shown only when something failed: the demo's report and its processes' output.
+      console.log(run.stdout, run.stderr);
+    }
+  });
+
+  it("exits 0 and reports success", () => {
+    expect(run.signal).toBeNull();
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^demo ok$/m);
+    expect(run.stdout).not.toContain("✗");
+  });
+
+  it("prints one waterfall per scenario step", () => {
+    const headers = run.stdout.split("\n").filter((l) => /^trace [0-9a-f]{32} · \d+ spans? · /.test(l));
+    expect(headers).toHaveLength(SCENARIO.length);
+    expect(groupByTrace(run.spans)).toHaveLength(SCENARIO.length);
+  });
+
+  it("gives the HTTP request of every step a gateway server span as its trace root", () => {
+    for (const step of SCENARIO) {
+      const trace = traceOfPath(run.spans, step.path);
+      const roots = trace.filter((s) => s.parentSpanId === undefined);
+      expect(roots, step.name).toHaveLength(1);
+      expect(roots[0]?.kind).toBe("SERVER");
+    }
+  });
+
+  it("makes the FetchUser server span the child of the gateway's client span", () => {
+    const trace = traceOfPath(run.spans, "/api/user/42");
+    const root = trace.find((s) => s.parentSpanId === undefined);
+    const client = one(trace, SERVICES.gateway, "CLIENT", "user.v1.UserService/FetchUser");
+    const server = one(trace, SERVICES.user, "SERVER", "user.v1.UserService/FetchUser");
+    expect(client.parentSpanId).toBe(root?.spanId);
+    expect(server.parentSpanId).toBe(client.spanId);
+    expect(server.attributes["rpc.response.status_code"]).toBe("OK");
+    const balanceClient = one(trace, SERVICES.gateway, "CLIENT", "payment.v1.PaymentService/GetBalance");
+    const balanceServer = one(trace, SERVICES.payment, "SERVER", "payment.v1.PaymentService/GetBalance");
+    expect(balanceServer.parentSpanId).toBe(balanceClient.spanId);
+  });
+
+  it("keeps the GetBalance call made inside the StreamUsers handler in the StreamUsers trace", () => {
+    const trace = traceOfPath(run.spans, "/api/users?page_size=100");
+    const streamServer = one(trace, SERVICES.user, "SERVER", "user.v1.UserService/StreamUsers");
+    const nestedClient = one(trace, SERVICES.user, "CLIENT", "payment.v1.PaymentService/GetBalance");
+    const nestedServer = one(trace, SERVICES.payment, "SERVER", "payment.v1.PaymentService/GetBalance");
+    expect(nestedClient.parentSpanId).toBe(streamServer.spanId);
+    expect(nestedServer.parentSpanId).toBe(nestedClient.spanId);
+    // No stray trace started by the nested call.
+    const elsewhere = run.spans.filter(
+      (s) =>
+        s.name === "payment.v1.PaymentService/GetBalance" &&
+        s.serviceName === SERVICES.user &&
+        s.traceId !== streamServer.traceId,
+    );
+    expect(elsewhere).toEqual([]);
+  });
+
+  it("shows NOT_FOUND for the unknown user", () => {
+    const trace = traceOfPath(run.spans, "/api/user/999999");
+    const client = one(trace, SERVICES.gateway, "CLIENT", "user.v1.UserService/FetchUser");
+    expect(client.attributes["rpc.response.status_code"]).toBe("NOT_FOUND");
+    expect(client.status.code).toBe("ERROR");
+    expect(run.stdout).toMatch(/└─ user\.v1\.UserService\/FetchUser .* ERROR NOT_FOUND /);
+    expect(run.stdout).toContain('error="user 999999 not found"');
+  });
+
+  it("shows DEADLINE_EXCEEDED for the payment that outlives its timeout, the client span lasting about the timeout", () => {
+    const trace = traceOfPath(run.spans, "/api/pay/42");
+    const client = one(trace, SERVICES.gateway, "CLIENT", "payment.v1.PaymentService/ProcessPayment");
+    expect(client.attributes["rpc.response.status_code"]).toBe("DEADLINE_EXCEEDED");
+    expect(client.status.code).toBe("ERROR");
+    const duration = client.endMs - client.startMs;
+    expect(duration).toBeGreaterThanOrEqual(270);
+    expect(duration).toBeLessThan(1000);
+    const server = one(trace, SERVICES.payment, "SERVER", "payment.v1.PaymentService/ProcessPayment");
+    expect(server.parentSpanId).toBe(client.spanId);
+    // The handler honours its call's abort signal instead of sleeping on.
+    expect(server.endMs - server.startMs).toBeLessThan(1000);
+    expect(run.stdout).toMatch(/ProcessPayment .* ERROR DEADLINE_EXCEEDED /);
+  });
+});
+
+describe("demo trace checks", () => {
+  const step = SCENARIO.find((s) => s.name === "profile");
+  const at = (ms: number) => 1_700_000_000_000 + ms;
+  const base = {
+    traceId: "0af7651916cd43dd8448eb211c80319c",
+    status: { code: "UNSET" as const },
+    events: [],
+    resource: {},
+  };
+  const spans: SpanRecord[] = [
+    {
+      ...base,
+      spanId: "0000000000000001",
+      name: "GET /api/user/{id}",
+      kind: "SERVER",
+      serviceName: "gateway",
+      startMs: at(0),
+      endMs: at(10),
+      attributes: {},
+    },
+    ...[
+      ["2", "3", "user.v1.UserService/FetchUser", "user-service"],
+      ["4", "5", "payment.v1.PaymentService/GetBalance", "payment-service"],
+    ].flatMap(([clientId, serverId, name, service]): SpanRecord[] => [
+      {
+        ...base,
+        spanId: `000000000000000${clientId}`,
+        parentSpanId: "0000000000000001",
+        name: name as string,
+        kind: "CLIENT",
+        serviceName: "gateway",
+        startMs: at(1),
+        endMs: at(4),
+        attributes: { "rpc.response.status_code": "OK" },
+      },
+      {
+        ...base,
+        spanId: `000000000000000${serverId}`,
+        parentSpanId: `000000000000000${clientId}`,
+        name: name as string,
+        kind: "SERVER",
+        serviceName: service as string,
+        startMs: at(2),
+        endMs: at(3),
+        attributes: { "rpc.response.status_code": "OK" },
+      },
+    ]),
+  ];
+
+  it("pass on a correct trace", () => {
+    expect(step).toBeDefined();
+    const results = checkStepTrace(step as (typeof SCENARIO)[number], spans);
+    expect(results.filter((r) => !r.ok)).toEqual([]);
+  });
+
+  it("fail when the server span is not the child of the client span", () => {
+    const broken = spans.map((s) => (s.spanId === "0000000000000003" ? { ...s, parentSpanId: "0000000000000001" } : s));
+    const failed = checkStepTrace(step as (typeof SCENARIO)[number], broken).filter((r) => !r.ok);
+    expect(failed.map((r) => r.name)).toEqual([
+      "profile: FetchUser server (user-service) is a child of FetchUser client, OK",
+    ]);
+    expect(failed[0]?.detail).toBe("its parent is gateway server GET /api/user/{id}");
+  });
+
+  it("fail when a span's parent is in another trace", () => {
+    const broken = spans.map((s) => (s.spanId === "0000000000000003" ? { ...s, parentSpanId: "00000000000000ff" } : s));
+    const failed = checkStepTrace(step as (typeof SCENARIO)[number], broken).filter((r) => !r.ok);
+    expect(failed.map((r) => r.name)).toContain("profile: trace is connected across services");
+  });
+});
