@@ -39,7 +39,7 @@ const impl: ServiceImpl<typeof PaymentService> = {
   },
 };
 
-/** Sleeps `ms`, or throws the call's abort reason (DEADLINE_EXCEEDED, CANCELED) when it ends first. */
+/** Sleeps `ms`, or throws the call's abort reason (DEADLINE_EXCEEDED, CANCELLED) when it ends first. */
 async function sleepUnlessAborted(ms: number, ctx: HandlerContext): Promise<void> {
   try {
     await sleep(ms, undefined, { signal: ctx.signal });

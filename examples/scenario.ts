@@ -160,10 +160,9 @@ export const SCENARIO: readonly ScenarioStep[] = [
           durationMs: { min: PAYMENT_TIMEOUT_MS * 0.9, max: PAYMENT_TIMEOUT_MS + 700 },
         },
         // The handler stops when its call is aborted: by its own deadline (from `grpc-timeout`,
-        // DEADLINE_EXCEEDED) or by the client's HTTP/2 reset, whichever comes first. connect-node's
-        // client resets a timed-out stream with INTERNAL_ERROR, which the server sees as INTERNAL.
+        // DEADLINE_EXCEEDED) or by the client's HTTP/2 reset (CANCELLED), whichever comes first.
         server: {
-          rpcStatus: ["DEADLINE_EXCEEDED", "CANCELED", "INTERNAL"],
+          rpcStatus: ["DEADLINE_EXCEEDED", "CANCELLED"],
           durationMs: { min: 0, max: PAYMENT_TIMEOUT_MS + 700 },
         },
       }),

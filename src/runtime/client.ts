@@ -54,27 +54,35 @@ export function createTracedClient<S extends DescService>(
     const methodFacts = facts[method.localName];
     if (methodFacts === undefined) return null;
     const plan = createMethodPlan(method, methodFacts, config);
+    const start = plan.startAttributes[setup.system];
+    const attributes = setup.target === undefined ? start : { ...start, ...setup.target };
+    const m: ClientMethod = { plan, attributes };
     switch (method.methodKind) {
       case "unary":
-        return createUnaryFn(setup, plan, method);
+        return createUnaryFn(setup, m, method);
       case "server_streaming":
-        return createServerStreamingFn(setup, plan, method);
+        return createServerStreamingFn(setup, m, method);
       case "client_streaming":
-        return createClientStreamingFn(setup, plan, method);
+        return createClientStreamingFn(setup, m, method);
       case "bidi_streaming":
-        return createBiDiStreamingFn(setup, plan, method);
+        return createBiDiStreamingFn(setup, m, method);
     }
   }) as Client<S>;
 }
 
 type AnyInit = MessageInitShape<DescMessage>;
 
+/** One method of a traced client: its plan and the attributes its spans start with. */
+interface ClientMethod {
+  readonly plan: MethodPlan;
+  /** Start attributes for the client's RPC system and target. Shared by all calls: never mutate. */
+  readonly attributes: Attributes;
+}
+
 /** Starts the CLIENT span of one call and injects its context into a copy of the call's headers. */
-function startCall(setup: ClientSetup, plan: MethodPlan, options: CallOptions | undefined) {
+function startCall(setup: ClientSetup, { plan, attributes }: ClientMethod, options: CallOptions | undefined) {
   const parent = context.active();
-  const { config, system, target } = setup;
-  const start = plan.startAttributes[system];
-  const attributes = target === undefined ? start : { ...start, ...target };
+  const { config, system } = setup;
   let span: Span;
   try {
     span = config.tracer.startSpan(plan.spanName, { kind: SpanKind.CLIENT, attributes }, parent);
@@ -99,10 +107,10 @@ function failCall(call: RpcCall, error: unknown): void {
   call.fail(error, Code.Unknown);
 }
 
-function createUnaryFn(setup: ClientSetup, plan: MethodPlan, method: DescMethod & { methodKind: "unary" }) {
+function createUnaryFn(setup: ClientSetup, m: ClientMethod, method: DescMethod & { methodKind: "unary" }) {
   const { transport } = setup;
   return async (input: AnyInit, options?: CallOptions) => {
-    const { call, headers } = startCall(setup, plan, options);
+    const { call, headers } = startCall(setup, m, options);
     call.message("SENT", method.input, input);
     let response: Awaited<ReturnType<Transport["unary"]>>;
     try {
@@ -158,11 +166,11 @@ function openStream(
 
 function createServerStreamingFn(
   setup: ClientSetup,
-  plan: MethodPlan,
+  m: ClientMethod,
   method: DescMethod & { methodKind: "server_streaming" },
 ) {
   return (input: AnyInit, options?: CallOptions) => {
-    const { call, headers } = startCall(setup, plan, options);
+    const { call, headers } = startCall(setup, m, options);
     call.message("SENT", method.input, input);
     const pending = openStream(setup, call, method, headers, createAsyncIterable([input]), options);
     return new ClientResponseStream(pending, call, method.output, options);
@@ -171,11 +179,11 @@ function createServerStreamingFn(
 
 function createClientStreamingFn(
   setup: ClientSetup,
-  plan: MethodPlan,
+  m: ClientMethod,
   method: DescMethod & { methodKind: "client_streaming" },
 ) {
   return async (request: AsyncIterable<AnyInit>, options?: CallOptions) => {
-    const { call, headers } = startCall(setup, plan, options);
+    const { call, headers } = startCall(setup, m, options);
     const input = new RecordedMessages(request, call, "SENT", method.input);
     try {
       const response = await openStream(setup, call, method, headers, input, options);
@@ -210,11 +218,11 @@ function createClientStreamingFn(
 
 function createBiDiStreamingFn(
   setup: ClientSetup,
-  plan: MethodPlan,
+  m: ClientMethod,
   method: DescMethod & { methodKind: "bidi_streaming" },
 ) {
   return (request: AsyncIterable<AnyInit>, options?: CallOptions) => {
-    const { call, headers } = startCall(setup, plan, options);
+    const { call, headers } = startCall(setup, m, options);
     const input = new RecordedMessages(request, call, "SENT", method.input);
     const pending = openStream(setup, call, method, headers, input, options);
     return new ClientResponseStream(pending, call, method.output, options);
