@@ -138,6 +138,11 @@ function createUnaryFn(setup: ClientSetup, m: ClientMethod, method: DescMethod &
   };
 }
 
+/**
+ * Opens a streaming call on the transport within the span's context. The transport gets a signal
+ * that follows the caller's `signal` and also aborts when the consumer of a response stream stops
+ * early, so that the stream is closed (connect's response iterables ignore `return()`).
+ */
 function openStream(
   setup: ClientSetup,
   call: RpcCall,
@@ -145,14 +150,17 @@ function openStream(
   headers: Headers,
   input: AsyncIterable<AnyInit>,
   options: CallOptions | undefined,
+  abandon?: AbortController,
 ) {
   const { transport } = setup;
+  let signal = options?.signal;
+  if (abandon !== undefined) signal = signal ? AbortSignal.any([signal, abandon.signal]) : abandon.signal;
   const pending = context.with(
     call.context,
     transport.stream,
     transport,
     method,
-    options?.signal,
+    signal,
     options?.timeoutMs,
     headers,
     input,
@@ -172,8 +180,9 @@ function createServerStreamingFn(
   return (input: AnyInit, options?: CallOptions) => {
     const { call, headers } = startCall(setup, m, options);
     call.message("SENT", method.input, input);
-    const pending = openStream(setup, call, method, headers, createAsyncIterable([input]), options);
-    return new ClientResponseStream(pending, call, method.output, options);
+    const abandon = new AbortController();
+    const pending = openStream(setup, call, method, headers, createAsyncIterable([input]), options, abandon);
+    return new ClientResponseStream(pending, call, method.output, options, abandon);
   };
 }
 
@@ -224,7 +233,8 @@ function createBiDiStreamingFn(
   return (request: AsyncIterable<AnyInit>, options?: CallOptions) => {
     const { call, headers } = startCall(setup, m, options);
     const input = new RecordedMessages(request, call, "SENT", method.input);
-    const pending = openStream(setup, call, method, headers, input, options);
-    return new ClientResponseStream(pending, call, method.output, options);
+    const abandon = new AbortController();
+    const pending = openStream(setup, call, method, headers, input, options, abandon);
+    return new ClientResponseStream(pending, call, method.output, options, abandon);
   };
 }

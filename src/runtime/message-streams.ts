@@ -1,6 +1,6 @@
 import type { DescMessage } from "@bufbuild/protobuf";
 import type { CallOptions, StreamResponse } from "@connectrpc/connect";
-import { Code } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { context } from "@opentelemetry/api";
 import { systemOfContentType } from "./method-plan.js";
 import type { MessageDirection, RpcCall } from "./rpc-call.js";
@@ -101,7 +101,7 @@ export class HandlerResponseStream<T> implements AsyncIterable<T>, AsyncIterator
  * transport's response on the first `next()` (as connect's own client does), learns the RPC system
  * from its `content-type`, calls `onHeader` and `onTrailer` at the same points as connect, records
  * a `RECEIVED` event per message, and ends the span on completion, on error, or when the consumer
- * stops early (`return()`: CANCELLED; the transport's stream is closed).
+ * stops early (`return()`: CANCELLED; `abandon` is aborted, which closes the transport's stream).
  */
 export class ClientResponseStream<T> implements AsyncIterable<T>, AsyncIterator<T> {
   private iterator: AsyncIterator<T> | undefined;
@@ -112,6 +112,7 @@ export class ClientResponseStream<T> implements AsyncIterable<T>, AsyncIterator<
     private readonly call: RpcCall,
     private readonly schema: DescMessage,
     private readonly options: CallOptions | undefined,
+    private readonly abandon: AbortController,
   ) {}
 
   [Symbol.asyncIterator](): AsyncIterator<T> {
@@ -145,8 +146,12 @@ export class ClientResponseStream<T> implements AsyncIterable<T>, AsyncIterator<
 
   async return(value?: unknown): Promise<IteratorResult<T>> {
     this.call.fail(undefined, Code.Canceled);
-    const it = this.iterator;
-    if (it?.return) await it.return();
+    this.abandon.abort(new ConnectError("the consumer stopped reading the response stream", Code.Canceled));
+    try {
+      await this.iterator?.return?.();
+    } catch {
+      // the stream was aborted just above; its iterator may answer with that error
+    }
     return { done: true, value: value as T };
   }
 }

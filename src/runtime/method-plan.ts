@@ -30,10 +30,10 @@ export interface MethodPlan {
   readonly systemAttributes: Readonly<Record<RpcSystem, Attributes>>;
 }
 
-/** The RPC system of a connect protocol name (`HandlerContext.protocolName`: connect, grpc, grpcweb). */
+/** The RPC system of a connect protocol name (`HandlerContext.protocolName`: connect, grpc, grpc-web). */
 export function systemOfProtocolName(protocolName: string): RpcSystem {
   if (protocolName === "connect") return "connect";
-  if (protocolName === "grpc" || protocolName === "grpcweb") return "grpc";
+  if (protocolName === "grpc" || protocolName === "grpc-web") return "grpc";
   return "unknown";
 }
 

@@ -1,9 +1,9 @@
-import { context, propagation, trace } from "@opentelemetry/api";
 import type { SpanContext } from "@opentelemetry/api";
+import { context, propagation, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
-import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace";
+import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
 
 /**
  * A tracer provider that keeps finished spans in memory, with AsyncLocalStorage context and the
@@ -55,9 +55,7 @@ export function onlySpan(spans: readonly ReadableSpan[], name: string, kind: num
 /** True if `child` has `parent` as its parent span, in the same trace. */
 export function isChildOf(child: ReadableSpan, parent: ReadableSpan | SpanContext): boolean {
   const p = "spanContext" in parent ? parent.spanContext() : parent;
-  return (
-    child.parentSpanContext?.spanId === p.spanId && child.spanContext().traceId === p.traceId
-  );
+  return child.parentSpanContext?.spanId === p.spanId && child.spanContext().traceId === p.traceId;
 }
 
 /** Waits until `predicate` holds, polling every 5 ms for at most `timeoutMs` (default 2000 ms). */

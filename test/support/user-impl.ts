@@ -1,5 +1,5 @@
-import { Code, ConnectError } from "@connectrpc/connect";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { UserService } from "../../generated/user/v1/user_pb.js";
 
 /** Request `user_id` values at or above this make FetchUser fail with code `user_id - ERROR_BASE`. */
