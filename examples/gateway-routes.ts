@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import { trace } from "@opentelemetry/api";
 import type { PaymentClient, UserClient } from "./clients.js";
+import { readBody } from "./read-body.js";
 
 /**
  * The gateway's REST routes: JSON over HTTP/1.1 in, gRPC calls to UserService and PaymentService
@@ -266,26 +267,11 @@ function stringOf(value: unknown, key: string, where: string): string {
   return v;
 }
 
-function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBytes) {
-        req.destroy();
-        reject(new HttpError(413, `request body larger than ${maxBytes} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on("end", () => {
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString("utf8")));
-      } catch {
-        reject(new HttpError(400, "request body is not json"));
-      }
-    });
-    req.on("error", reject);
-  });
+async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const body = await readBody(req, maxBytes, () => new HttpError(413, `request body larger than ${maxBytes} bytes`));
+  try {
+    return JSON.parse(body.toString("utf8"));
+  } catch {
+    throw new HttpError(400, "request body is not json");
+  }
 }

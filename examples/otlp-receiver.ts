@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { promisify } from "node:util";
 import { gunzip } from "node:zlib";
+import { readBody } from "./read-body.js";
 import { type SpanRecord, spansFromOtlpJson } from "./span-record.js";
 
 /**
@@ -104,7 +105,11 @@ async function handle(req: IncomingMessage, maxBodyBytes: number): Promise<SpanR
     req.resume();
     throw new ReceiverError(415, `content type ${contentType || "(none)"} not supported, use OTLP/JSON (http/json)`);
   }
-  let body = await readBody(req, maxBodyBytes);
+  let body = await readBody(
+    req,
+    maxBodyBytes,
+    () => new ReceiverError(413, `request body larger than ${maxBodyBytes} bytes`),
+  );
   const encoding = req.headers["content-encoding"];
   if (encoding === "gzip") {
     body = await gunzipAsync(body, { maxOutputLength: maxBodyBytes });
@@ -112,24 +117,6 @@ async function handle(req: IncomingMessage, maxBodyBytes: number): Promise<SpanR
     throw new ReceiverError(415, `content encoding ${encoding} not supported`);
   }
   return spansFromOtlpJson(JSON.parse(body.toString("utf8")));
-}
-
-function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBytes) {
-        req.destroy();
-        reject(new ReceiverError(413, `request body larger than ${maxBytes} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on("end", () => resolve(Buffer.concat(chunks)));
-    req.on("error", reject);
-  });
 }
 
 function reply(res: ServerResponse, status: number, body: object): void {

@@ -1,5 +1,5 @@
 import type { DescService } from "@bufbuild/protobuf";
-import type { GeneratedFile, Schema, Target } from "@bufbuild/protoplugin";
+import type { GeneratedFile, ImportSymbol, Printable, Schema, Target } from "@bufbuild/protoplugin";
 import { getComments } from "@bufbuild/protoplugin";
 import { methodFacts, serviceNames } from "./method-facts.js";
 import { RUNTIME_MODULE } from "./runtime-module.js";
@@ -12,135 +12,75 @@ import { RUNTIME_MODULE } from "./runtime-module.js";
 export function generate(schema: Schema, target: Target): void {
   for (const file of schema.files) {
     if (file.services.length === 0) continue;
-    const f = schema.generateFile(`${file.name}_otel.${extension(target)}`);
+    const f = schema.generateFile(`${file.name}_otel.${target === "dts" ? "d.ts" : target}`);
     f.preamble(file);
-    for (const service of file.services) {
-      if (target === "dts") printDeclarations(f, service);
-      else printService(f, service, target === "ts");
-    }
+    for (const service of file.services) printService(f, service, target);
   }
 }
 
-function extension(target: Target): string {
-  return target === "dts" ? "d.ts" : target;
+/**
+ * One service: its method table and the two factories (`ts`, `js`), or their declarations (`dts`).
+ * Every exported declaration has an explicit type, also in `.d.ts` output.
+ */
+function printService(f: GeneratedFile, service: DescService, target: Target): void {
+  const names = serviceNames(service);
+  const desc = f.importSchema(service, target === "dts");
+  const sig = target === "js" ? { client: "(transport, options)", server: "(impl, options)" } : signatures(f, desc);
+  if (target !== "dts") printMethodTable(f, service, target === "ts" ? desc : undefined);
+  const body = (runtimeFn: string, arg: string): Printable[] =>
+    target === "dts"
+      ? [";"]
+      : [" {\n  return ", f.import(runtimeFn, RUNTIME_MODULE), "(", desc, ", ", names.table, `, ${arg}, options);\n}`];
+  const declaration = target === "dts" ? "declare function" : "function";
+  f.print(f.jsDoc(clientDoc(service)));
+  f.print(f.export(declaration, names.client), sig.client, ...body("createTracedClient", "transport"));
+  f.print();
+  f.print(f.jsDoc(serverDoc(service)));
+  f.print(f.export(declaration, names.server), sig.server, ...body("traceService", "impl"));
+  f.print();
 }
 
-/** The method table and the two factories of one service, with types when `typed`. */
-function printService(f: GeneratedFile, service: DescService, typed: boolean): void {
+/** The method table of a service, typed `ServiceTable<typeof Service>` when `desc` is given. */
+function printMethodTable(f: GeneratedFile, service: DescService, desc: ImportSymbol | undefined): void {
   const names = serviceNames(service);
-  const desc = f.importSchema(service);
-  const createTracedClient = f.import("createTracedClient", RUNTIME_MODULE);
-  const traceService = f.import("traceService", RUNTIME_MODULE);
-  const t = typed ? typeImports(f) : undefined;
-
   f.print(f.jsDoc(`What the schema says of each method of ${service.typeName}, for the connect-otel runtime.`));
-  if (t) f.print("const ", names.table, ": ", t.ServiceTable, "<typeof ", desc, "> = {");
+  if (desc)
+    f.print("const ", names.table, ": ", f.import("ServiceTable", RUNTIME_MODULE, true), "<typeof ", desc, "> = {");
   else f.print("const ", names.table, " = {");
   for (const method of service.methods) {
-    const facts = methodFacts(method);
+    const { name, kind, idempotency } = methodFacts(method);
     f.print(
-      "  ",
-      propertyKey(method.localName),
-      ": { name: ",
-      f.string(facts.name),
+      `  ${propertyKey(method.localName)}: { name: `,
+      f.string(name),
       ", kind: ",
-      f.string(facts.kind),
+      f.string(kind),
       ", idempotency: ",
-      f.string(facts.idempotency),
+      f.string(idempotency),
       " },",
     );
   }
   f.print("};");
   f.print();
-  f.print(f.jsDoc(clientDoc(service)));
-  if (t) {
-    f.print(
-      f.export("function", names.client),
-      "(transport: ",
-      t.Transport,
-      ", options?: ",
-      t.TracedClientOptions,
-      "): ",
-      t.Client,
-      "<typeof ",
-      desc,
-      "> {",
-    );
-  } else {
-    f.print(f.export("function", names.client), "(transport, options) {");
-  }
-  f.print("  return ", createTracedClient, "(", desc, ", ", names.table, ", transport, options);");
-  f.print("}");
-  f.print();
-  f.print(f.jsDoc(serverDoc(service)));
-  if (t) {
-    f.print(
-      f.export("function", names.server),
-      "(impl: Partial<",
-      t.ServiceImpl,
-      "<typeof ",
-      desc,
-      ">>, options?: ",
-      t.TracedServiceOptions,
-      "): ",
-      t.ServiceImpl,
-      "<typeof ",
-      desc,
-      "> {",
-    );
-  } else {
-    f.print(f.export("function", names.server), "(impl, options) {");
-  }
-  f.print("  return ", traceService, "(", desc, ", ", names.table, ", impl, options);");
-  f.print("}");
-  f.print();
 }
 
-/** The `.d.ts` of one service: both factories, declared with explicit types. */
-function printDeclarations(f: GeneratedFile, service: DescService): void {
-  const names = serviceNames(service);
-  const desc = f.importSchema(service, true);
-  const t = typeImports(f);
-  f.print(f.jsDoc(clientDoc(service)));
-  f.print(
-    f.export("declare function", names.client),
-    "(transport: ",
-    t.Transport,
-    ", options?: ",
-    t.TracedClientOptions,
-    "): ",
-    t.Client,
-    "<typeof ",
-    desc,
-    ">;",
-  );
-  f.print();
-  f.print(f.jsDoc(serverDoc(service)));
-  f.print(
-    f.export("declare function", names.server),
-    "(impl: Partial<",
-    t.ServiceImpl,
-    "<typeof ",
-    desc,
-    ">>, options?: ",
-    t.TracedServiceOptions,
-    "): ",
-    t.ServiceImpl,
-    "<typeof ",
-    desc,
-    ">;",
-  );
-  f.print();
-}
-
-function typeImports(f: GeneratedFile) {
+/** Typed parameter lists and return types of the client factory and the service wrapper. */
+function signatures(f: GeneratedFile, desc: ImportSymbol): { client: Printable; server: Printable } {
+  const connect = (name: string) => f.import(name, "@connectrpc/connect", true);
+  const runtime = (name: string) => f.import(name, RUNTIME_MODULE, true);
+  const impl = [connect("ServiceImpl"), "<typeof ", desc, ">"];
   return {
-    Client: f.import("Client", "@connectrpc/connect", true),
-    ServiceImpl: f.import("ServiceImpl", "@connectrpc/connect", true),
-    Transport: f.import("Transport", "@connectrpc/connect", true),
-    ServiceTable: f.import("ServiceTable", RUNTIME_MODULE, true),
-    TracedClientOptions: f.import("TracedClientOptions", RUNTIME_MODULE, true),
-    TracedServiceOptions: f.import("TracedServiceOptions", RUNTIME_MODULE, true),
+    client: [
+      "(transport: ",
+      connect("Transport"),
+      ", options?: ",
+      runtime("TracedClientOptions"),
+      "): ",
+      connect("Client"),
+      "<typeof ",
+      desc,
+      ">",
+    ],
+    server: ["(impl: Partial<", impl, ">, options?: ", runtime("TracedServiceOptions"), "): ", impl],
   };
 }
 

@@ -83,49 +83,32 @@ function startCall(plan: MethodPlan, config: TracingConfig, ctx: HandlerContext)
 const invalidSpanContext = { traceId: "00000000000000000000000000000000", spanId: "0000000000000000", traceFlags: 0 };
 
 function wrapHandler(plan: MethodPlan, config: TracingConfig, handler: AnyHandler): AnyHandler {
-  const { input, output } = plan.method;
-  switch (plan.method.methodKind) {
-    case "unary":
-      return async (request, ctx) => {
-        const call = startCall(plan, config, ctx);
-        call.message("RECEIVED", input, request);
-        try {
-          const response = await context.with(call.context, handler, undefined, request, ctx);
-          call.message("SENT", output, response);
-          call.succeed();
-          return response;
-        } catch (error) {
-          call.fail(error, Code.Internal);
-          throw error;
-        }
-      };
-    case "client_streaming":
-      return async (requests: AsyncIterable<unknown>, ctx) => {
-        const call = startCall(plan, config, ctx);
-        const recorded = new RecordedMessages(requests, call, "RECEIVED", input);
-        try {
-          const response = await context.with(call.context, handler, undefined, recorded, ctx);
-          call.message("SENT", output, response);
-          call.succeed();
-          return response;
-        } catch (error) {
-          call.fail(error, Code.Internal);
-          throw error;
-        }
-      };
-    case "server_streaming":
-      return (request, ctx) => {
-        const call = startCall(plan, config, ctx);
-        call.message("RECEIVED", input, request);
-        return openResponseStream(call, handler, request, ctx, output);
-      };
-    case "bidi_streaming":
-      return (requests: AsyncIterable<unknown>, ctx) => {
-        const call = startCall(plan, config, ctx);
-        const recorded = new RecordedMessages(requests, call, "RECEIVED", input);
-        return openResponseStream(call, handler, recorded, ctx, output);
-      };
+  const { input, output, methodKind } = plan.method;
+  const requestStreaming = methodKind === "client_streaming" || methodKind === "bidi_streaming";
+  /** The handler's input: the request, recorded, or the request stream, recording as it is read. */
+  const receive = (call: RpcCall, request: unknown): unknown => {
+    if (requestStreaming) return new RecordedMessages(request as AsyncIterable<unknown>, call, "RECEIVED", input);
+    call.message("RECEIVED", input, request);
+    return request;
+  };
+  if (methodKind === "server_streaming" || methodKind === "bidi_streaming") {
+    return (request, ctx) => {
+      const call = startCall(plan, config, ctx);
+      return openResponseStream(call, handler, receive(call, request), ctx, output);
+    };
   }
+  return async (request, ctx) => {
+    const call = startCall(plan, config, ctx);
+    try {
+      const response = await context.with(call.context, handler, undefined, receive(call, request), ctx);
+      call.message("SENT", output, response);
+      call.succeed();
+      return response;
+    } catch (error) {
+      call.fail(error, Code.Internal);
+      throw error;
+    }
+  };
 }
 
 function openResponseStream(
