@@ -10,7 +10,7 @@ import { headerSetter } from "./header-carrier.js";
 import { ClientResponseStream, RecordedMessages } from "./message-streams.js";
 import type { MethodPlan, RpcSystem } from "./method-plan.js";
 import { createMethodPlan, systemOfContentType, systemOfWireProtocol } from "./method-plan.js";
-import type { ServiceTable } from "./method-table.js";
+import type { MethodFacts, ServiceTable } from "./method-table.js";
 import type { TracedClientOptions } from "./options.js";
 import { RpcCall } from "./rpc-call.js";
 import { serverAddressAttributes } from "./server-address.js";
@@ -30,7 +30,7 @@ interface ClientSetup {
  * configured propagator, records `rpc.message` events and ends the span with the call's status.
  * Calls behave as those of connect's `createClient(service, transport)`: same arguments, results,
  * errors, `onHeader`/`onTrailer` callbacks. One difference: breaking out of a response stream
- * closes the transport's stream (connect's own client leaves it open until the deadline).
+ * closes the transport's stream (connect's own client leaves it open).
  *
  * Called by generated code (`createTraced<Service>Client`), which passes the service's method table.
  *
@@ -49,7 +49,7 @@ export function createTracedClient<S extends DescService>(
     system: systemOfWireProtocol(options?.protocol),
     target: options?.baseUrl !== undefined ? serverAddressAttributes(options.baseUrl) : undefined,
   };
-  const facts = table as Record<string, ServiceTable<DescService>[string]>;
+  const facts = table as Record<string, MethodFacts | undefined>;
   return makeAnyClient(service, (method) => {
     const methodFacts = facts[method.localName];
     if (methodFacts === undefined) return null;

@@ -9,7 +9,7 @@ import { headerGetter } from "./header-carrier.js";
 import { HandlerResponseStream, RecordedMessages } from "./message-streams.js";
 import type { MethodPlan } from "./method-plan.js";
 import { createMethodPlan, systemOfProtocolName } from "./method-plan.js";
-import type { ServiceTable } from "./method-table.js";
+import type { MethodFacts, ServiceTable } from "./method-table.js";
 import type { TracedServiceOptions } from "./options.js";
 import { RpcCall } from "./rpc-call.js";
 import { authorityAttributes } from "./server-address.js";
@@ -37,7 +37,7 @@ export function traceService<S extends DescService>(
   options?: TracedServiceOptions,
 ): ServiceImpl<S> {
   const config = resolveTracingConfig(options);
-  const facts = table as Record<string, ServiceTable<DescService>[string]>;
+  const facts = table as Record<string, MethodFacts | undefined>;
   const handlers = impl as Record<string, AnyHandler | undefined>;
   const traced: Record<string, AnyHandler> = {};
   for (const method of service.methods) {
