@@ -1,11 +1,11 @@
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bufBin, listFiles, makeTmpDir, removeTmpDir, repoRoot, requireDist, runOk } from "./support/plugin-harness.js";
+import { bufBin, listFiles, makeTmpDir, removeTmpDir, repoRoot, runOk } from "./support/plugin-harness.js";
 
 /**
  * generated/ is the checked-in output of `buf generate` (buf.gen.yaml) for proto/: it must equal
- * what the current plugin (dist/, built from src/ by `npm test`) and protoc-gen-es write now.
+ * what the current plugin (run from src/ with tsx, as buf.gen.yaml says) and protoc-gen-es write now.
  */
 describe("generated/ is fresh", () => {
   let tmp: string | undefined;
@@ -13,7 +13,6 @@ describe("generated/ is fresh", () => {
   const checkedIn = path.join(repoRoot, "generated");
 
   beforeAll(async () => {
-    requireDist();
     tmp = await makeTmpDir("plugin-freshness-");
     // `-o` prefixes every `out:` of the repository's own buf.gen.yaml, so this runs exactly the
     // checked-in configuration, writing <tmp>/generated instead of generated/.
