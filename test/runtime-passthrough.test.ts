@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import type { TextMapPropagator, Tracer, TracerProvider } from "@opentelemetry/api";
 import { SpanKind } from "@opentelemetry/api";
 import type { SpanProcessor } from "@opentelemetry/sdk-trace";
@@ -12,7 +12,7 @@ import { startServer, wires } from "./support/servers.js";
 import { createSpanRecorder, spanOf } from "./support/span-recorder.js";
 import { installTestTracing } from "./support/tracing.js";
 import type { Exchange, MethodCase, UserClient } from "./support/user-calls.js";
-import { iterate, methodCasesFor } from "./support/user-calls.js";
+import { errorOf, iterate, methodCasesFor } from "./support/user-calls.js";
 import { createUserImpl, ERROR_BASE, THROW_TYPE_ERROR } from "./support/user-impl.js";
 
 // Tracing never changes the RPC: results, headers, trailers, errors and the request headers the
@@ -85,16 +85,6 @@ async function observe(mc: MethodCase, client: UserClient, seen: Headers[]): Pro
   expect([...callHeaders.keys()]).toEqual(["x-req"]);
   expect(seen).toHaveLength(1);
   return { exchange, header: stable(header), trailer: stable(trailer), requestHeaders: seen[0] as Headers };
-}
-
-async function errorOf(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConnectError);
-    return error as ConnectError;
-  }
-  throw new Error("call succeeded, expected an error");
 }
 
 describe.each(wires)("$name", (wire: Wire) => {

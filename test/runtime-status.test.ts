@@ -11,7 +11,7 @@ import { startServer, wires } from "./support/servers.js";
 import { createSpanRecorder, spanOf } from "./support/span-recorder.js";
 import { installTestTracing } from "./support/tracing.js";
 import type { MethodCase, UserClient } from "./support/user-calls.js";
-import { collect, iterate, methodCasesFor } from "./support/user-calls.js";
+import { collect, errorOf, iterate, methodCasesFor } from "./support/user-calls.js";
 import { createUserImpl, ERROR_BASE, THROW_TYPE_ERROR } from "./support/user-impl.js";
 
 // Status codes on both sides: span status, error.type, rpc.response.status_code, exception events.
@@ -20,17 +20,6 @@ installTestTracing();
 const recorder = createSpanRecorder();
 const FETCH_USER = "user.v1.UserService/FetchUser";
 const codes = Array.from({ length: 16 }, (_, i) => i + 1) as Code[];
-
-/** The error a call rejects with, or fails the test. */
-async function errorOf(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConnectError);
-    return error as ConnectError;
-  }
-  throw new Error("call succeeded, expected an error");
-}
 
 function exceptionEvents(span: ReadableSpan) {
   return span.events.filter((e) => e.name === "exception");

@@ -1,7 +1,9 @@
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { CallOptions, Client } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
 import type { Span, Tracer } from "@opentelemetry/api";
+import { expect } from "vitest";
 import {
   ChatMessageSchema,
   CreateUserRequestSchema,
@@ -144,4 +146,15 @@ export async function withParent<T>(tracer: Tracer, fn: (parent: Span) => Promis
       parent.end();
     }
   });
+}
+
+/** The error a call rejects with; fails the test if the call succeeds or rejects with a non-ConnectError. */
+export async function errorOf(call: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConnectError);
+    return error as ConnectError;
+  }
+  throw new Error("call succeeded, expected an error");
 }
