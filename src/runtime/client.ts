@@ -2,8 +2,8 @@ import type { DescMessage, DescMethod, DescService, MessageInitShape } from "@bu
 import type { CallOptions, Client, Transport } from "@connectrpc/connect";
 import { Code, ConnectError, makeAnyClient } from "@connectrpc/connect";
 import { createAsyncIterable } from "@connectrpc/connect/protocol";
-import type { Attributes, Span } from "@opentelemetry/api";
-import { context, SpanKind, trace } from "@opentelemetry/api";
+import type { Attributes } from "@opentelemetry/api";
+import { context } from "@opentelemetry/api";
 import type { TracingConfig } from "./config.js";
 import { resolveTracingConfig } from "./config.js";
 import { headerSetter } from "./header-carrier.js";
@@ -83,13 +83,7 @@ interface ClientMethod {
 function startCall(setup: ClientSetup, { plan, attributes }: ClientMethod, options: CallOptions | undefined) {
   const parent = context.active();
   const { config, system } = setup;
-  let span: Span;
-  try {
-    span = config.tracer.startSpan(plan.spanName, { kind: SpanKind.CLIENT, attributes }, parent);
-  } catch {
-    span = trace.wrapSpanContext(trace.getSpanContext(parent) ?? invalidSpanContext);
-  }
-  const call = new RpcCall(span, parent, plan, config, "client", system);
+  const call = new RpcCall(plan, config, "client", system, attributes, parent);
   const headers = new Headers(options?.headers);
   try {
     config.propagator.inject(call.context, headers, headerSetter);
@@ -98,8 +92,6 @@ function startCall(setup: ClientSetup, { plan, attributes }: ClientMethod, optio
   }
   return { call, headers };
 }
-
-const invalidSpanContext = { traceId: "00000000000000000000000000000000", spanId: "0000000000000000", traceFlags: 0 };
 
 /** Ends a client call that failed, after learning the RPC system from the error's metadata. */
 function failCall(call: RpcCall, error: unknown): void {

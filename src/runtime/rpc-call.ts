@@ -2,7 +2,7 @@ import type { DescMessage } from "@bufbuild/protobuf";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Attributes, Context, Span } from "@opentelemetry/api";
-import { SpanStatusCode, trace } from "@opentelemetry/api";
+import { INVALID_SPAN_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import {
   ATTR_ERROR_TYPE,
   ATTR_MESSAGE_ID,
@@ -49,14 +49,30 @@ export class RpcCall implements EventListenerObject {
   private receivedCount = 0;
   private eventCount = 0;
 
+  /** The call's span: a CLIENT or SERVER span, or a non-recording one if the tracer threw. */
+  readonly span: Span;
+
+  /**
+   * Starts the span of one call, named after the method, as a child of `parent`, with
+   * `attributes` (shared, never mutated). A tracer that throws leaves a non-recording span that
+   * still carries the parent's context.
+   */
   constructor(
-    readonly span: Span,
-    parent: Context,
     private readonly plan: MethodPlan,
     private readonly config: TracingConfig,
     private readonly side: CallSide,
     system: RpcSystem,
+    attributes: Attributes,
+    parent: Context,
   ) {
+    const kind = side === "client" ? SpanKind.CLIENT : SpanKind.SERVER;
+    let span: Span;
+    try {
+      span = config.tracer.startSpan(plan.spanName, { kind, attributes }, parent);
+    } catch {
+      span = trace.wrapSpanContext(trace.getSpanContext(parent) ?? INVALID_SPAN_CONTEXT);
+    }
+    this.span = span;
     this.context = trace.setSpan(parent, span);
     this.system = system;
     this.recording = safeIsRecording(span);

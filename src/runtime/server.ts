@@ -1,8 +1,8 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Context, Span } from "@opentelemetry/api";
-import { context, SpanKind, trace } from "@opentelemetry/api";
+import type { Context } from "@opentelemetry/api";
+import { context } from "@opentelemetry/api";
 import type { TracingConfig } from "./config.js";
 import { resolveTracingConfig } from "./config.js";
 import { headerGetter } from "./header-carrier.js";
@@ -69,18 +69,10 @@ function startCall(plan: MethodPlan, config: TracingConfig, ctx: HandlerContext)
   }
   const system = systemOfProtocolName(ctx.protocolName);
   const attributes = { ...plan.startAttributes[system], ...authorityAttributes(ctx.url) };
-  let span: Span;
-  try {
-    span = config.tracer.startSpan(plan.spanName, { kind: SpanKind.SERVER, attributes }, parent);
-  } catch {
-    span = trace.wrapSpanContext(trace.getSpanContext(parent) ?? invalidSpanContext);
-  }
-  const call = new RpcCall(span, parent, plan, config, "server", system);
+  const call = new RpcCall(plan, config, "server", system, attributes, parent);
   ctx.signal.addEventListener("abort", call, { once: true });
   return call;
 }
-
-const invalidSpanContext = { traceId: "00000000000000000000000000000000", spanId: "0000000000000000", traceFlags: 0 };
 
 function wrapHandler(plan: MethodPlan, config: TracingConfig, handler: AnyHandler): AnyHandler {
   const { input, output, methodKind } = plan.method;
