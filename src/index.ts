@@ -6,9 +6,21 @@
  */
 
 export * from "./runtime/attribute-names.js";
+export type { CallFilter, CallInfo } from "./runtime/call-filter.js";
+export { DEFAULT_UNTRACED_SERVICES, defaultCallFilter } from "./runtime/call-filter.js";
 export { createTracedClient } from "./runtime/client.js";
 export { DEFAULT_MAX_MESSAGE_EVENTS, INSTRUMENTATION_SCOPE, semconvFromEnv } from "./runtime/config.js";
-export type { Idempotency, MethodFacts, MethodKind, ServiceTable } from "./runtime/method-table.js";
+export { enumValueName } from "./runtime/field-values.js";
+export type { MethodHooks, ServiceHooks, StreamedMessage, StreamedMessageOf } from "./runtime/hooks.js";
+export { SENSITIVE_METADATA } from "./runtime/metadata-capture.js";
+export type {
+  AttributeExtractor,
+  FieldValue,
+  Idempotency,
+  MethodFacts,
+  MethodKind,
+  ServiceTable,
+} from "./runtime/method-table.js";
 export type {
   MessageEventMode,
   SemconvMode,
@@ -18,4 +30,5 @@ export type {
   WireProtocol,
 } from "./runtime/options.js";
 export { traceService } from "./runtime/server.js";
+export { TRACE_RESPONSE_HEADER } from "./runtime/trace-response.js";
 export { VERSION } from "./version.js";

@@ -186,10 +186,10 @@ describe("generated files", () => {
       it("declares explicit parameter and return types", () => {
         const fns = Object.fromEntries(exportedFunctions(source(), name).map((f) => [f.name, f]));
         expect(fns.createTracedUserServiceClient?.signature).toBe(
-          "(transport: Transport, options?: TracedClientOptions): Client<typeof UserService>",
+          "(transport: Transport, options?: TracedClientOptions<typeof UserService>): Client<typeof UserService>",
         );
         expect(fns.traceUserService?.signature).toBe(
-          "(impl: Partial<ServiceImpl<typeof UserService>>, options?: TracedServiceOptions): ServiceImpl<typeof UserService>",
+          "(impl: Partial<ServiceImpl<typeof UserService>>, options?: TracedServiceOptions<typeof UserService>): ServiceImpl<typeof UserService>",
         );
       });
     }

@@ -1,7 +1,13 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { GeneratedFile, ImportSymbol, Printable, Schema, Target } from "@bufbuild/protoplugin";
 import { getComments } from "@bufbuild/protoplugin";
+import { grpcNames } from "../runtime/grpc-status-names.js";
+import { readAnnotations } from "./annotations.js";
+import type { ExtractorPrinter } from "./extractor-code.js";
+import { createExtractorPrinter } from "./extractor-code.js";
+import type { PrintedFacts } from "./method-facts.js";
 import { methodFacts, serviceNames } from "./method-facts.js";
+import { checkFieldAnnotations } from "./recorded-fields.js";
 import { RUNTIME_MODULE } from "./runtime-module.js";
 
 /**
@@ -10,11 +16,23 @@ import { RUNTIME_MODULE } from "./runtime-module.js";
  * or declarations; protoplugin applies `import_extension` and `js_import_style` to the imports.
  */
 export function generate(schema: Schema, target: Target): void {
+  const annotations = readAnnotations(schema.allFiles);
   for (const file of schema.files) {
+    checkFieldAnnotations(file, annotations);
     if (file.services.length === 0) continue;
+    const services = file.services.map((service) => ({
+      service,
+      facts: service.methods.map((method) => methodFacts(method, annotations)),
+    }));
     const f = schema.generateFile(`${file.name}_otel.${target === "dts" ? "d.ts" : target}`);
     f.preamble(file);
-    for (const service of file.services) printService(f, service, target);
+    const extractors = createExtractorPrinter(f, target === "ts");
+    const tables =
+      target === "dts" ? [] : services.map(({ service, facts }) => printedTable(f, service, facts, extractors));
+    extractors.declarations();
+    services.forEach(({ service }, i) => {
+      printService(f, service, target, tables[i]);
+    });
   }
 }
 
@@ -22,11 +40,11 @@ export function generate(schema: Schema, target: Target): void {
  * One service: its method table and the two factories (`ts`, `js`), or their declarations (`dts`).
  * Every exported declaration has an explicit type, also in `.d.ts` output.
  */
-function printService(f: GeneratedFile, service: DescService, target: Target): void {
+function printService(f: GeneratedFile, service: DescService, target: Target, table: Printable[] | undefined): void {
   const names = serviceNames(service);
   const desc = f.importSchema(service, target === "dts");
   const sig = target === "js" ? { client: "(transport, options)", server: "(impl, options)" } : signatures(f, desc);
-  if (target !== "dts") printMethodTable(f, service, target === "ts" ? desc : undefined);
+  if (table !== undefined) printMethodTable(f, service, target === "ts" ? desc : undefined, table);
   const body = (runtimeFn: string, arg: string): Printable[] =>
     target === "dts"
       ? [";"]
@@ -41,26 +59,59 @@ function printService(f: GeneratedFile, service: DescService, target: Target): v
 }
 
 /** The method table of a service, typed `ServiceTable<typeof Service>` when `desc` is given. */
-function printMethodTable(f: GeneratedFile, service: DescService, desc: ImportSymbol | undefined): void {
+function printMethodTable(
+  f: GeneratedFile,
+  service: DescService,
+  desc: ImportSymbol | undefined,
+  entries: Printable[],
+): void {
   const names = serviceNames(service);
   f.print(f.jsDoc(`What the schema says of each method of ${service.typeName}, for the connect-otel runtime.`));
   if (desc)
     f.print("const ", names.table, ": ", f.import("ServiceTable", RUNTIME_MODULE, true), "<typeof ", desc, "> = {");
   else f.print("const ", names.table, " = {");
-  for (const method of service.methods) {
-    const { name, kind, idempotency } = methodFacts(method);
-    f.print(
-      `  ${propertyKey(method.localName)}: { name: `,
-      f.string(name),
-      ", kind: ",
-      f.string(kind),
-      ", idempotency: ",
-      f.string(idempotency),
-      " },",
-    );
-  }
+  for (const entry of entries) f.print(entry);
   f.print("};");
   f.print();
+}
+
+/**
+ * The entries of a method table, one Printable per method: on one line when the method has only
+ * name, kind and idempotency; one property per line when annotations add more.
+ */
+function printedTable(
+  f: GeneratedFile,
+  service: DescService,
+  facts: readonly PrintedFacts[],
+  extractors: ExtractorPrinter,
+): Printable[] {
+  return service.methods.map((method, i) => {
+    const m = facts[i] as PrintedFacts;
+    const props: Printable[][] = [
+      ["name: ", f.string(m.name)],
+      ["kind: ", f.string(m.kind)],
+      ["idempotency: ", f.string(m.idempotency)],
+    ];
+    if (!m.traced) props.push(["traced: false"]);
+    if (m.serverErrorCodes !== undefined) {
+      const codes = m.serverErrorCodes.map((code) => `${code} /* ${grpcCodeName(code)} */`);
+      props.push([`serverErrorCodes: [${codes.join(", ")}]`]);
+    }
+    if (m.request.length > 0) props.push(["request: ", extractors.extractor(m.request)]);
+    if (m.response.length > 0) props.push(["response: ", extractors.extractor(m.response)]);
+    const key = propertyKey(method.localName);
+    if (props.length === 3) return [`  ${key}: { `, ...join(props, ", "), " },"];
+    return [`  ${key}: {\n`, ...props.flatMap((p) => ["    ", ...p, ",\n"]), "  },"];
+  });
+}
+
+function join(parts: Printable[][], separator: string): Printable[] {
+  return parts.flatMap((part, i) => (i === 0 ? part : [separator, ...part]));
+}
+
+/** The gRPC status name of a code number, for comments in generated code. */
+function grpcCodeName(code: number): string {
+  return grpcNames[code] ?? String(code);
 }
 
 /** Typed parameter lists and return types of the client factory and the service wrapper. */
@@ -74,13 +125,15 @@ function signatures(f: GeneratedFile, desc: ImportSymbol): { client: Printable; 
       connect("Transport"),
       ", options?: ",
       runtime("TracedClientOptions"),
-      "): ",
+      "<typeof ",
+      desc,
+      ">): ",
       connect("Client"),
       "<typeof ",
       desc,
       ">",
     ],
-    server: ["(impl: Partial<", impl, ">, options?: ", runtime("TracedServiceOptions"), "): ", impl],
+    server: ["(impl: Partial<", impl, ">, options?: ", runtime("TracedServiceOptions"), "<typeof ", desc, ">): ", impl],
   };
 }
 

@@ -1,17 +1,61 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
-import type { Idempotency, MethodFacts } from "../runtime/method-table.js";
+import type { Idempotency, MethodKind } from "../runtime/method-table.js";
+import type { Annotations } from "./annotations.js";
+import { GenerationError } from "./generation-error.js";
+import type { RecordedField } from "./recorded-fields.js";
+import { recordedFields } from "./recorded-fields.js";
 
 /**
- * The facts of one method that generated code hands to the runtime, read off its descriptor:
- * fully-qualified name `package.Service/Method` (span name, semconv docs/rpc/rpc-spans.md
- * "Span name"), method kind, and the `idempotency_level` method option.
+ * What the generator prints into a method's entry of the method table (the runtime's
+ * `MethodFacts`), before it becomes code.
  */
-export function methodFacts(method: DescMethod): MethodFacts {
+export interface PrintedFacts {
+  /** `package.Service/Method`: span name (semconv docs/rpc/rpc-spans.md, "Span name"). */
+  readonly name: string;
+  readonly kind: MethodKind;
+  readonly idempotency: Idempotency;
+  /** False if the method or its service is annotated `untraced`. */
+  readonly traced: boolean;
+  /** gRPC code numbers of `(connectotel.v1.method).server_error_codes`; undefined for the default. */
+  readonly serverErrorCodes: readonly number[] | undefined;
+  /** Annotated fields of the request; empty for an untraced method. */
+  readonly request: readonly RecordedField[];
+  /** Annotated fields of the response; empty for an untraced method. */
+  readonly response: readonly RecordedField[];
+}
+
+/** Highest gRPC status code number, UNAUTHENTICATED (grpc/doc/statuscodes.md). */
+const maxStatusCode = 16;
+
+/**
+ * The facts of one method, read off its descriptor and its connect-otel annotations: name, method
+ * kind, the `idempotency_level` method option, whether it is traced, its server error codes, and
+ * the annotated fields of its request and response.
+ *
+ * @throws GenerationError for an annotation that cannot be honoured (see `recordedFields`), and for
+ * `server_error_codes` that lists CODE_UNSPECIFIED or a number that is not a gRPC status code
+ */
+export function methodFacts(method: DescMethod, annotations: Annotations): PrintedFacts {
+  const methodAnnotation = annotations.method(method);
+  const traced = annotations.service(method.parent)?.untraced !== true && methodAnnotation?.untraced !== true;
+  const codes = methodAnnotation?.serverErrorCodes ?? [];
+  const bad = codes.find((code) => !Number.isInteger(code) || code < 1 || code > maxStatusCode);
+  if (bad !== undefined) {
+    throw new GenerationError(
+      method.parent.file,
+      `method ${method.parent.typeName}.${method.name}`,
+      `(connectotel.v1.method).server_error_codes lists ${bad === 0 ? "CODE_UNSPECIFIED" : bad}, which is not a status code that can be an error`,
+    );
+  }
   return {
     name: `${method.parent.typeName}/${method.name}`,
     kind: method.methodKind,
     idempotency: idempotencyName(method.idempotency),
+    traced,
+    serverErrorCodes: codes.length > 0 ? [...new Set(codes)].sort((a, b) => a - b) : undefined,
+    request: traced ? recordedFields(method.input, annotations) : [],
+    response: traced ? recordedFields(method.output, annotations) : [],
   };
 }
 

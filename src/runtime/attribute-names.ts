@@ -54,3 +54,15 @@ export const ATTR_MESSAGE_UNCOMPRESSED_SIZE = "message.uncompressed_size";
 export const ATTR_MESSAGES_SENT = "connect_otel.messages.sent";
 /** Total number of messages received on a streaming call, see {@link ATTR_MESSAGES_SENT}. */
 export const ATTR_MESSAGES_RECEIVED = "connect_otel.messages.received";
+
+/**
+ * On a client span: the timeout the call asked for (`CallOptions.timeoutMs`), in milliseconds, an
+ * integer. A transport's `defaultTimeoutMs` is not visible to the client and not recorded.
+ */
+export const ATTR_TIMEOUT_MS = "connect_otel.timeout_ms";
+/**
+ * On a server span: the time left until the call's deadline when the handler starts
+ * (`HandlerContext.timeoutMs()`, from the `grpc-timeout` or `connect-timeout-ms` header), in
+ * milliseconds, an integer.
+ */
+export const ATTR_DEADLINE_REMAINING_MS = "connect_otel.deadline.remaining_ms";

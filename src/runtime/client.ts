@@ -1,19 +1,23 @@
 import type { DescMessage, DescMethod, DescService, MessageInitShape } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import type { CallOptions, Client, Transport } from "@connectrpc/connect";
 import { Code, ConnectError, makeAnyClient } from "@connectrpc/connect";
 import { createAsyncIterable } from "@connectrpc/connect/protocol";
 import type { Attributes } from "@opentelemetry/api";
 import { context } from "@opentelemetry/api";
+import { ATTR_TIMEOUT_MS } from "./attribute-names.js";
+import { filterAllows } from "./call-filter.js";
 import type { TracingConfig } from "./config.js";
 import { resolveTracingConfig } from "./config.js";
 import { headerSetter } from "./header-carrier.js";
 import { ClientResponseStream, RecordedMessages } from "./message-streams.js";
 import type { MethodPlan, RpcSystem } from "./method-plan.js";
 import { createMethodPlan, systemOfContentType, systemOfWireProtocol } from "./method-plan.js";
-import type { MethodFacts, ServiceTable } from "./method-table.js";
+import type { AnyMethodFacts, ServiceTable } from "./method-table.js";
 import type { TracedClientOptions } from "./options.js";
 import { RpcCall } from "./rpc-call.js";
 import { serverAddressAttributes } from "./server-address.js";
+import { startAttributes } from "./start-attributes.js";
 
 /** What every call of one traced client shares. */
 interface ClientSetup {
@@ -42,14 +46,14 @@ export function createTracedClient<S extends DescService>(
   transport: Transport,
   options?: TracedClientOptions,
 ): Client<S> {
-  const config = resolveTracingConfig(options);
+  const config = resolveTracingConfig(service, options);
   const setup: ClientSetup = {
     transport,
     config,
     system: systemOfWireProtocol(options?.protocol),
     target: options?.baseUrl !== undefined ? serverAddressAttributes(options.baseUrl) : undefined,
   };
-  const facts = table as Record<string, MethodFacts | undefined>;
+  const facts = table as Record<string, AnyMethodFacts | undefined>;
   return makeAnyClient(service, (method) => {
     const methodFacts = facts[method.localName];
     if (methodFacts === undefined) return null;
@@ -79,12 +83,36 @@ interface ClientMethod {
   readonly attributes: Attributes;
 }
 
-/** Starts the CLIENT span of one call and injects its context into a copy of the call's headers. */
-function startCall(setup: ClientSetup, { plan, attributes }: ClientMethod, options: CallOptions | undefined) {
+/**
+ * Starts the CLIENT span of one call (none for an untraced call) and injects the call's context
+ * into a copy of the call's headers. `request` is the single request of a unary or
+ * server-streaming call, undefined for request streams.
+ */
+function startCall(setup: ClientSetup, m: ClientMethod, options: CallOptions | undefined, request: unknown) {
+  const { plan } = m;
   const parent = context.active();
   const { config, system } = setup;
-  const call = new RpcCall(plan, config, "client", system, attributes, parent);
   const headers = new Headers(options?.headers);
+  let call: RpcCall;
+  if (plan.traced && filterAllows(config.filter, plan.spanName, "client", headers)) {
+    const timeoutMs = options?.timeoutMs;
+    const attributes = startAttributes(
+      m.attributes,
+      plan,
+      config,
+      {
+        system,
+        request,
+        requestHeader: headers,
+        deadline: timeoutMs !== undefined && timeoutMs > 0 ? [ATTR_TIMEOUT_MS, timeoutMs] : undefined,
+      },
+      (message) => create(plan.method.input, message as AnyInit),
+    );
+    call = new RpcCall(plan, config, "client", system, attributes, parent);
+    call.deferRequestMetadata(new Headers(headers));
+  } else {
+    call = new RpcCall(plan, config, "client", system, {}, parent, { traced: false });
+  }
   try {
     config.propagator.inject(call.context, headers, headerSetter);
   } catch {
@@ -102,7 +130,7 @@ function failCall(call: RpcCall, error: unknown): void {
 function createUnaryFn(setup: ClientSetup, m: ClientMethod, method: DescMethod & { methodKind: "unary" }) {
   const { transport } = setup;
   return async (input: AnyInit, options?: CallOptions) => {
-    const { call, headers } = startCall(setup, m, options);
+    const { call, headers } = startCall(setup, m, options, input);
     call.message("SENT", method.input, input);
     let response: Awaited<ReturnType<Transport["unary"]>>;
     try {
@@ -122,6 +150,7 @@ function createUnaryFn(setup: ClientSetup, m: ClientMethod, method: DescMethod &
       throw error;
     }
     call.learnSystem(systemOfContentType(response.header.get("content-type")));
+    call.watchResponseMetadata(response.header, response.trailer);
     call.message("RECEIVED", method.output, response.message);
     call.succeed();
     options?.onHeader?.(response.header);
@@ -170,7 +199,7 @@ function createServerStreamingFn(
   method: DescMethod & { methodKind: "server_streaming" },
 ) {
   return (input: AnyInit, options?: CallOptions) => {
-    const { call, headers } = startCall(setup, m, options);
+    const { call, headers } = startCall(setup, m, options, input);
     call.message("SENT", method.input, input);
     const abandon = new AbortController();
     const pending = openStream(setup, call, method, headers, createAsyncIterable([input]), options, abandon);
@@ -184,11 +213,12 @@ function createClientStreamingFn(
   method: DescMethod & { methodKind: "client_streaming" },
 ) {
   return async (request: AsyncIterable<AnyInit>, options?: CallOptions) => {
-    const { call, headers } = startCall(setup, m, options);
+    const { call, headers } = startCall(setup, m, options, undefined);
     const input = new RecordedMessages(request, call, "SENT", method.input);
     try {
       const response = await openStream(setup, call, method, headers, input, options);
       call.learnSystem(systemOfContentType(response.header.get("content-type")));
+      call.watchResponseMetadata(response.header, response.trailer);
       options?.onHeader?.(response.header);
       let single: unknown;
       let count = 0;
@@ -223,7 +253,7 @@ function createBiDiStreamingFn(
   method: DescMethod & { methodKind: "bidi_streaming" },
 ) {
   return (request: AsyncIterable<AnyInit>, options?: CallOptions) => {
-    const { call, headers } = startCall(setup, m, options);
+    const { call, headers } = startCall(setup, m, options, undefined);
     const input = new RecordedMessages(request, call, "SENT", method.input);
     const abandon = new AbortController();
     const pending = openStream(setup, call, method, headers, input, options, abandon);

@@ -1,6 +1,12 @@
+import type { DescService } from "@bufbuild/protobuf";
 import type { Context, TextMapGetter, TextMapSetter, Tracer } from "@opentelemetry/api";
 import { propagation, trace } from "@opentelemetry/api";
 import { VERSION } from "../version.js";
+import type { CallFilter } from "./call-filter.js";
+import { defaultCallFilter } from "./call-filter.js";
+import type { AnyMethodHooks } from "./hooks.js";
+import type { CapturedKey } from "./metadata-capture.js";
+import { resolveAllowSensitive, resolveCapturedKeys } from "./metadata-capture.js";
 import type { MessageEventMode, SemconvMode, TracingOptions } from "./options.js";
 
 /**
@@ -19,6 +25,11 @@ export interface TracingConfig {
   readonly semconv: SemconvMode;
   readonly messageEvents: MessageEventMode;
   readonly maxMessageEvents: number;
+  /** Hooks by method local name. */
+  readonly hooks: Readonly<Record<string, AnyMethodHooks | undefined>>;
+  readonly filter: CallFilter;
+  readonly requestMetadata: readonly CapturedKey[];
+  readonly responseMetadata: readonly CapturedKey[];
 }
 
 /** The instrumentation scope name of every span this package starts. */
@@ -30,13 +41,18 @@ export const DEFAULT_MAX_MESSAGE_EVENTS = 128;
 const semconvModes: readonly SemconvMode[] = ["current", "legacy", "both"];
 const messageEventModes: readonly MessageEventMode[] = ["all", "streaming", "none"];
 
+const hookNames = ["onRequest", "onResponse", "onMessage", "onError"];
+
 /**
- * Applies defaults to tracing options and checks them.
+ * Applies defaults to the tracing options of a client or service wrapper of `service` and checks
+ * them.
  *
  * @throws TypeError naming the option when `semconv`, `messageEvents` or `maxMessageEvents` has a
- * value outside its documented set.
+ * value outside its documented set, `filter` is not a function, `hooks` names a method the service
+ * lacks or a hook that is not a function, or a metadata allow-list is invalid (see
+ * `resolveCapturedKeys`).
  */
-export function resolveTracingConfig(options: TracingOptions | undefined): TracingConfig {
+export function resolveTracingConfig(service: DescService, options: TracingOptions | undefined): TracingConfig {
   const opt = options ?? {};
   const semconv = opt.semconv ?? semconvFromEnv(readEnv("OTEL_SEMCONV_STABILITY_OPT_IN"));
   if (!semconvModes.includes(semconv)) {
@@ -56,6 +72,11 @@ export function resolveTracingConfig(options: TracingOptions | undefined): Traci
       `connect-otel: option maxMessageEvents must be a non-negative integer, got ${String(maxMessageEvents)}`,
     );
   }
+  const filter = opt.filter ?? defaultCallFilter;
+  if (typeof filter !== "function") {
+    throw new TypeError(`connect-otel: option filter must be a function, got ${typeof filter}`);
+  }
+  const allowSensitive = resolveAllowSensitive(opt.allowSensitiveMetadata);
   const provider = opt.tracerProvider ?? trace.getTracerProvider();
   return {
     tracer: provider.getTracer(INSTRUMENTATION_SCOPE, VERSION),
@@ -63,7 +84,31 @@ export function resolveTracingConfig(options: TracingOptions | undefined): Traci
     semconv,
     messageEvents,
     maxMessageEvents,
+    hooks: resolveHooks(service, opt.hooks),
+    filter,
+    requestMetadata: resolveCapturedKeys("requestMetadata", "request", opt.requestMetadata, allowSensitive),
+    responseMetadata: resolveCapturedKeys("responseMetadata", "response", opt.responseMetadata, allowSensitive),
   };
+}
+
+/** @throws TypeError for a method `service` lacks, or a hook that is not a function */
+function resolveHooks(service: DescService, hooks: TracingOptions["hooks"]): TracingConfig["hooks"] {
+  if (hooks === undefined) return {};
+  const byMethod = hooks as Record<string, Record<string, unknown> | undefined>;
+  for (const [method, methodHooks] of Object.entries(byMethod)) {
+    if (methodHooks === undefined) continue;
+    if (!service.methods.some((m) => m.localName === method)) {
+      throw new TypeError(`connect-otel: option hooks names ${method}, which is not a method of ${service.typeName}`);
+    }
+    for (const [name, fn] of Object.entries(methodHooks)) {
+      if (!hookNames.includes(name) || (fn !== undefined && typeof fn !== "function")) {
+        throw new TypeError(
+          `connect-otel: option hooks.${method}.${name} must be one of ${hookNames.join(", ")} and a function`,
+        );
+      }
+    }
+  }
+  return byMethod as TracingConfig["hooks"];
 }
 
 /**

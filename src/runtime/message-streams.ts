@@ -126,6 +126,7 @@ export class ClientResponseStream<T> implements AsyncIterable<T>, AsyncIterator<
         const response = await this.pending;
         this.response = response;
         this.call.learnSystem(systemOfContentType(response.header.get("content-type")));
+        this.call.watchResponseMetadata(response.header, response.trailer);
         this.options?.onHeader?.(response.header);
         it = (response.message as AsyncIterable<T>)[Symbol.asyncIterator]();
         this.iterator = it;

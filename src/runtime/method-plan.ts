@@ -2,8 +2,11 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import type { Attributes } from "@opentelemetry/api";
 import { ATTR_RPC_METHOD, ATTR_RPC_SERVICE, ATTR_RPC_SYSTEM, ATTR_RPC_SYSTEM_NAME } from "./attribute-names.js";
 import type { TracingConfig } from "./config.js";
-import type { MethodFacts } from "./method-table.js";
+import type { AnyMethodHooks } from "./hooks.js";
+import type { AnyMethodFacts, AttributeExtractor } from "./method-table.js";
 import type { WireProtocol } from "./options.js";
+import type { StatusCode } from "./status-codes.js";
+import { defaultServerErrorCodes } from "./status-codes.js";
 
 /**
  * The RPC system of a call as far as it is known: gRPC and gRPC-web are `grpc`, the Connect
@@ -20,8 +23,24 @@ export interface MethodPlan {
   readonly method: DescMethod;
   /** Span name: the fully-qualified method, `user.v1.UserService/FetchUser`. */
   readonly spanName: string;
+  /** False for a method or service annotated `untraced`: its calls start no span. */
+  readonly traced: boolean;
   /** True if either side streams; such spans record message totals. */
   readonly streaming: boolean;
+  /** True if the client sends a stream of requests (client-streaming, bidi). */
+  readonly requestStreaming: boolean;
+  /** True if the server sends a stream of responses (server-streaming, bidi). */
+  readonly responseStreaming: boolean;
+  /** Codes that make a server span an Error: the method's annotation, else the semconv default. */
+  readonly serverErrorCodes: ReadonlySet<StatusCode>;
+  /** Reads the annotated fields of a request message. */
+  // biome-ignore lint/suspicious/noExplicitAny: messages of any type
+  readonly request: AttributeExtractor<any> | undefined;
+  /** Reads the annotated fields of a response message. */
+  // biome-ignore lint/suspicious/noExplicitAny: messages of any type
+  readonly response: AttributeExtractor<any> | undefined;
+  /** The `hooks` option's entry for this method. */
+  readonly hooks: AnyMethodHooks | undefined;
   /** True if this method's calls record `rpc.message` events. */
   readonly messageEvents: boolean;
   /** Attributes set at span start, per RPC system. Shared by all calls: never mutate. */
@@ -56,8 +75,10 @@ export function systemOfContentType(contentType: string | null | undefined): Rpc
  * semconv mode (current: `rpc.system.name` + fully-qualified `rpc.method`; legacy: `rpc.system`,
  * `rpc.service`, bare `rpc.method`; both: the union, `rpc.method` fully-qualified).
  */
-export function createMethodPlan(method: DescMethod, facts: MethodFacts, config: TracingConfig): MethodPlan {
+export function createMethodPlan(method: DescMethod, facts: AnyMethodFacts, config: TracingConfig): MethodPlan {
   const streaming = facts.kind !== "unary";
+  const requestStreaming = facts.kind === "client_streaming" || facts.kind === "bidi_streaming";
+  const responseStreaming = facts.kind === "server_streaming" || facts.kind === "bidi_streaming";
   const systemAttributes = {
     grpc: systemAttrs(config, "grpc", "grpc"),
     connect: systemAttrs(config, "connectrpc", "connect_rpc"),
@@ -75,7 +96,14 @@ export function createMethodPlan(method: DescMethod, facts: MethodFacts, config:
   return {
     method,
     spanName: facts.name,
+    traced: facts.traced !== false,
     streaming,
+    requestStreaming,
+    responseStreaming,
+    serverErrorCodes: facts.serverErrorCodes ? new Set(facts.serverErrorCodes) : defaultServerErrorCodes,
+    request: facts.request,
+    response: facts.response,
+    hooks: config.hooks[method.localName],
     messageEvents: config.messageEvents === "all" || (config.messageEvents === "streaming" && streaming),
     startAttributes: {
       grpc: { ...systemAttributes.grpc, ...methodAttrs },

@@ -1,4 +1,8 @@
+import type { DescService } from "@bufbuild/protobuf";
+import type { HandlerContext } from "@connectrpc/connect";
 import type { TextMapPropagator, TracerProvider } from "@opentelemetry/api";
+import type { CallFilter } from "./call-filter.js";
+import type { ServiceHooks } from "./hooks.js";
 
 /**
  * Which generation of the RPC semantic conventions a span carries.
@@ -22,9 +26,9 @@ export type SemconvMode = "current" | "legacy" | "both";
 export type MessageEventMode = "all" | "streaming" | "none";
 
 /**
- * Options shared by traced clients and traced service implementations.
+ * Options shared by traced clients and traced service implementations of the service `S`.
  */
-export interface TracingOptions {
+export interface TracingOptions<S extends DescService = DescService> {
   /** Provider of the tracer that starts the spans. Default: the global tracer provider. */
   tracerProvider?: TracerProvider;
   /**
@@ -44,6 +48,40 @@ export interface TracingOptions {
    * selects `both`, `rpc` selects `current`), else `current`.
    */
   semconv?: SemconvMode;
+  /**
+   * Typed hooks per method, keyed by the method's local name (`fetchUser`), called with the span
+   * while it records: `onRequest`, `onResponse`, `onMessage` (streamed messages) and `onError`.
+   * A hook that throws is contained: the exception is recorded on the span, the RPC goes on.
+   */
+  hooks?: ServiceHooks<S>;
+  /**
+   * Decides per call whether to trace it, from the fully-qualified method (`pkg.Service/Method`,
+   * never the bare method name) and the request headers. An untraced call starts no span but
+   * still propagates the trace context. Default: {@link defaultCallFilter}, which leaves out
+   * `grpc.health.v1.Health` and the gRPC reflection services; a filter given here replaces it.
+   */
+  filter?: CallFilter;
+  /**
+   * Request header keys to record as `rpc.request.metadata.<key>` (lowercased key, string array;
+   * semconv docs/rpc/rpc-spans.md), plus `rpc.grpc.request.metadata.<key>` or
+   * `rpc.connect_rpc.request.metadata.<key>` in the `legacy` and `both` modes. Default: none.
+   * Credential headers (`authorization`, `cookie`, `set-cookie`, `proxy-authorization`) must also be
+   * listed in {@link allowSensitiveMetadata}.
+   *
+   * @throws TypeError at client or service creation for a key that is not a header name, or a
+   * credential header that `allowSensitiveMetadata` does not list.
+   */
+  requestMetadata?: readonly string[];
+  /**
+   * Response header and trailer keys to record as `rpc.response.metadata.<key>` (and the legacy
+   * names, see {@link requestMetadata}), read when the call ends. Default: none.
+   */
+  responseMetadata?: readonly string[];
+  /**
+   * Credential header keys that `requestMetadata` and `responseMetadata` may record: an explicit
+   * opt-in, because their values are secrets that would land in every trace backend. Default: none.
+   */
+  allowSensitiveMetadata?: readonly string[];
 }
 
 /** The wire protocol of a connect transport. */
@@ -55,7 +93,7 @@ export type WireProtocol = "connect" | "grpc" | "grpc-web";
  * A connect `Transport` does not reveal its protocol or target, so a client learns the protocol
  * from the response `content-type` and has no `server.address` unless these options say.
  */
-export interface TracedClientOptions extends TracingOptions {
+export interface TracedClientOptions<S extends DescService = DescService> extends TracingOptions<S> {
   /**
    * The transport's `baseUrl`; sets `server.address` and `server.port` (default port 443 for
    * `https:`, 80 for `http:`) at span start. Throws a `TypeError` at client creation if not a URL.
@@ -69,4 +107,18 @@ export interface TracedClientOptions extends TracingOptions {
 }
 
 /** Options of a traced service implementation. */
-export interface TracedServiceOptions extends TracingOptions {}
+export interface TracedServiceOptions<S extends DescService = DescService> extends TracingOptions<S> {
+  /**
+   * Trust boundary for internet-facing services: `true`, or a function of the call's handler
+   * context that returns true, makes the server span a new root span with a link to the caller's
+   * span context instead of its child, so callers cannot choose the trace id or the sampling
+   * decision; the caller's baggage is dropped too. Default: false (continue the caller's trace).
+   */
+  publicEndpoint?: boolean | ((ctx: HandlerContext) => boolean);
+  /**
+   * Sends the W3C `traceresponse` response header (Trace Context Level 2,
+   * `00-<trace-id>-<span-id>-<flags>`) with the server span's context, so that a caller without
+   * tracing can find the trace. Browsers read it only if CORS exposes it. Default: false.
+   */
+  traceResponse?: boolean;
+}

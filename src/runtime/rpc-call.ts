@@ -1,7 +1,7 @@
 import type { DescMessage } from "@bufbuild/protobuf";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Attributes, Context, Span } from "@opentelemetry/api";
+import type { Attributes, Context, Link, Span } from "@opentelemetry/api";
 import { INVALID_SPAN_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import {
   ATTR_ERROR_TYPE,
@@ -20,9 +20,11 @@ import {
   EVENT_RPC_MESSAGE,
 } from "./attribute-names.js";
 import type { TracingConfig } from "./config.js";
+import { addFieldValues } from "./field-values.js";
+import { addMetadata } from "./metadata-capture.js";
 import type { MethodPlan, RpcSystem } from "./method-plan.js";
 import type { StatusCode } from "./status-codes.js";
-import { connectStatusName, defaultServerErrorCodes, grpcStatusName, OK } from "./status-codes.js";
+import { connectStatusName, grpcStatusName, OK } from "./status-codes.js";
 
 /** Which end of the call a span describes. */
 export type CallSide = "client" | "server";
@@ -31,9 +33,23 @@ export type CallSide = "client" | "server";
 export type MessageDirection = "SENT" | "RECEIVED";
 
 /**
- * The span of one RPC and its bookkeeping: message counters, the event cap, and the guarantee that
- * the span ends exactly once. Nothing here throws: a failing tracer, processor or propagator never
- * reaches the RPC.
+ * How a call's span starts, beyond its parent context and attributes.
+ *
+ * - `traced: false`: no span (an untraced method or a call the filter leaves out); the call's
+ *   context is the parent, so the caller's trace context still propagates.
+ * - `root: true` with `links`: a new root span linked to the caller's span context (a public
+ *   endpoint's trust boundary).
+ */
+export interface SpanStart {
+  readonly traced: boolean;
+  readonly root?: boolean;
+  readonly links?: Link[];
+}
+
+/**
+ * The span of one RPC and its bookkeeping: message counters, the event cap, attribute extractors
+ * and hooks, and the guarantee that the span ends exactly once. Nothing here throws: a failing
+ * tracer, processor, extractor or hook never reaches the RPC.
  *
  * Implements `EventListener` so a server can watch `HandlerContext.signal` without a closure per
  * call: an abort before the handler finished ends the span with the abort reason's code
@@ -48,14 +64,17 @@ export class RpcCall implements EventListenerObject {
   private sentCount = 0;
   private receivedCount = 0;
   private eventCount = 0;
+  /** A client's request headers, kept to record their legacy metadata names once the system is known. */
+  private pendingRequestHeader: Headers | undefined;
+  private responseSources: readonly (Headers | undefined)[] = [];
 
   /** The call's span: a CLIENT or SERVER span, or a non-recording one if the tracer threw. */
   readonly span: Span;
 
   /**
-   * Starts the span of one call, named after the method, as a child of `parent`, with
-   * `attributes` (shared, never mutated). A tracer that throws leaves a non-recording span that
-   * still carries the parent's context.
+   * Starts the span of one call, named after the method, as a child of `parent` (or a root span,
+   * see {@link SpanStart}), with `attributes` (shared, never mutated). A tracer that throws, and an
+   * untraced call, leave a non-recording span that carries the parent's span context.
    */
   constructor(
     private readonly plan: MethodPlan,
@@ -64,18 +83,55 @@ export class RpcCall implements EventListenerObject {
     system: RpcSystem,
     attributes: Attributes,
     parent: Context,
+    start: SpanStart = { traced: true },
   ) {
     const kind = side === "client" ? SpanKind.CLIENT : SpanKind.SERVER;
-    let span: Span;
-    try {
-      span = config.tracer.startSpan(plan.spanName, { kind, attributes }, parent);
-    } catch {
-      span = trace.wrapSpanContext(trace.getSpanContext(parent) ?? INVALID_SPAN_CONTEXT);
+    let span: Span | undefined;
+    if (start.traced) {
+      try {
+        span = config.tracer.startSpan(
+          plan.spanName,
+          { kind, attributes, root: start.root, links: start.links },
+          parent,
+        );
+      } catch {
+        // a tracer that throws leaves the call untraced
+      }
     }
-    this.span = span;
-    this.context = trace.setSpan(parent, span);
+    if (span === undefined) {
+      this.span = trace.wrapSpanContext(trace.getSpanContext(parent) ?? INVALID_SPAN_CONTEXT);
+      this.context = parent;
+    } else {
+      this.span = span;
+      this.context = trace.setSpan(parent, span);
+    }
     this.system = system;
-    this.recording = safeIsRecording(span);
+    this.recording = span !== undefined && safeIsRecording(span);
+  }
+
+  /** True if the span records: extractors, hooks and attributes are worth computing. */
+  get isRecording(): boolean {
+    return this.recording && !this.ended;
+  }
+
+  /**
+   * Keeps a client's request headers until the RPC system is known, to record the legacy names of
+   * allow-listed request metadata then (they depend on the system).
+   */
+  deferRequestMetadata(headers: Headers): void {
+    if (this.system === "unknown" && this.config.semconv !== "current" && this.config.requestMetadata.length > 0) {
+      this.pendingRequestHeader = headers;
+    }
+  }
+
+  /**
+   * Sets where the response metadata of the call will be when it ends: response headers, then
+   * trailers (objects that fill in as the call goes on). When the call ends, the allow-listed keys
+   * are recorded from them; from a failed call's `ConnectError.metadata` too (on a client, which
+   * gets headers and trailers merged there, only from it).
+   */
+  watchResponseMetadata(...sources: (Headers | undefined)[]): void {
+    this.responseSources = sources;
   }
 
   /**
@@ -85,29 +141,63 @@ export class RpcCall implements EventListenerObject {
   learnSystem(system: RpcSystem): void {
     if (this.system !== "unknown" || system === "unknown") return;
     this.system = system;
-    if (this.recording && !this.ended) {
-      try {
-        this.span.setAttributes(this.plan.systemAttributes[system]);
-      } catch {
-        // tracing never changes the RPC
-      }
-    }
+    if (!this.isRecording) return;
+    this.safely(() => {
+      this.span.setAttributes(this.plan.systemAttributes[system]);
+      const pending = this.pendingRequestHeader;
+      if (pending === undefined) return;
+      this.pendingRequestHeader = undefined;
+      const attrs: Attributes = {};
+      addMetadata(attrs, this.config.requestMetadata, [pending], "legacy", system);
+      this.span.setAttributes(attrs);
+    });
   }
 
   /**
-   * Counts a message and, if this call records message events and the cap allows, adds an
-   * `rpc.message` event with its id (per direction, from 1) and uncompressed size in bytes.
-   * The size is computed only for a recording span.
+   * Counts a message and, while the span records:
+   * - a streamed message (the requests of client-streaming and bidi calls, the responses of
+   *   server-streaming and bidi calls) goes to the `onMessage` hook, and its annotated fields to
+   *   its event;
+   * - the single request goes to `onRequest` (its annotated fields were recorded at span start by
+   *   the caller), the single response's annotated fields become span attributes, then it goes
+   *   to `onResponse`;
+   * - if this call records message events and the cap allows, an `rpc.message` event with its id
+   *   (per direction, from 1) and uncompressed size in bytes.
+   *
+   * `message` may be a message init object on a client; extractors and hooks get a message.
    */
   message(direction: MessageDirection, schema: DescMessage, message: unknown): void {
     const id = direction === "SENT" ? ++this.sentCount : ++this.receivedCount;
-    if (!this.recording || this.ended || !this.plan.messageEvents) return;
-    if (this.eventCount >= this.config.maxMessageEvents) return;
-    this.eventCount++;
+    if (!this.isRecording) return;
+    const plan = this.plan;
+    const isRequest = (this.side === "client") === (direction === "SENT");
+    const streamed = isRequest ? plan.requestStreaming : plan.responseStreaming;
+    const extractor = isRequest ? plan.request : plan.response;
+    const hooks = plan.hooks;
+    const recordEvent = plan.messageEvents && this.eventCount < this.config.maxMessageEvents;
+    if (!recordEvent && extractor === undefined && hooks === undefined) return;
+    let shaped: unknown;
     try {
-      const size = toBinary(schema, create(schema, message as never)).byteLength;
+      shaped = create(schema, message as never);
+    } catch {
+      return; // a message that does not build is not the RPC's problem
+    }
+    let eventAttrs: Attributes | undefined;
+    if (streamed) {
+      if (extractor !== undefined && recordEvent) eventAttrs = this.safely(() => addFieldValues({}, extractor(shaped)));
+      if (hooks?.onMessage) this.hook(() => hooks.onMessage?.(this.span, shaped, isRequest ? "request" : "response"));
+    } else if (isRequest) {
+      if (hooks?.onRequest) this.hook(() => hooks.onRequest?.(this.span, shaped));
+    } else {
+      if (extractor !== undefined) this.safely(() => this.span.setAttributes(addFieldValues({}, extractor(shaped))));
+      if (hooks?.onResponse) this.hook(() => hooks.onResponse?.(this.span, shaped));
+    }
+    if (!recordEvent || this.ended) return;
+    this.eventCount++;
+    this.safely(() => {
+      const size = toBinary(schema, shaped as never).byteLength;
       const semconv = this.config.semconv;
-      const attrs: Attributes = {};
+      const attrs: Attributes = eventAttrs ?? {};
       if (semconv !== "legacy") {
         attrs[ATTR_RPC_MESSAGE_TYPE] = direction;
         attrs[ATTR_RPC_MESSAGE_ID] = id;
@@ -119,9 +209,7 @@ export class RpcCall implements EventListenerObject {
         attrs[ATTR_MESSAGE_UNCOMPRESSED_SIZE] = size;
       }
       this.span.addEvent(semconv === "legacy" ? EVENT_MESSAGE : EVENT_RPC_MESSAGE, attrs);
-    } catch {
-      // a message that does not serialize, or a span that throws, is not the RPC's problem
-    }
+    });
   }
 
   /** Ends the span as OK. A no-op after the first end. */
@@ -159,14 +247,12 @@ export class RpcCall implements EventListenerObject {
    */
   private end(code: StatusCode, error: unknown): void {
     if (this.ended) return;
-    this.ended = true;
-    if (this.recording) {
-      try {
-        this.setStatus(code, error);
-      } catch {
-        // tracing never changes the RPC
-      }
+    const onError = this.plan.hooks?.onError;
+    if (code !== OK && onError !== undefined && this.recording) {
+      this.hook(() => onError(this.span, connectErrorOf(error, code)));
     }
+    this.ended = true;
+    if (this.recording) this.safely(() => this.setStatus(code, error));
     try {
       this.span.end();
     } catch {
@@ -182,6 +268,14 @@ export class RpcCall implements EventListenerObject {
     if (semconv !== "legacy") {
       span.setAttribute(ATTR_RPC_RESPONSE_STATUS_CODE, name);
     }
+    if (this.config.responseMetadata.length > 0) {
+      let sources = this.responseSources;
+      if (error instanceof ConnectError)
+        sources = this.side === "client" ? [error.metadata] : [...sources, error.metadata];
+      const attrs: Attributes = {};
+      addMetadata(attrs, this.config.responseMetadata, sources, semconv, this.system);
+      span.setAttributes(attrs);
+    }
     if (semconv !== "current") {
       if (!connect) span.setAttribute(ATTR_RPC_GRPC_STATUS_CODE, code);
       else if (code !== OK) span.setAttribute(ATTR_RPC_CONNECT_RPC_ERROR_CODE, name);
@@ -190,12 +284,41 @@ export class RpcCall implements EventListenerObject {
       span.setAttribute(ATTR_MESSAGES_SENT, this.sentCount);
       span.setAttribute(ATTR_MESSAGES_RECEIVED, this.receivedCount);
     }
-    const isError = code !== OK && (this.side === "client" || defaultServerErrorCodes.has(code));
+    const isError = code !== OK && (this.side === "client" || this.plan.serverErrorCodes.has(code));
     if (!isError) return;
     span.setAttribute(ATTR_ERROR_TYPE, errorType(error, name, this.side));
     span.setStatus({ code: SpanStatusCode.ERROR, message: errorDescription(error) });
     if (error instanceof Error) span.recordException(error);
   }
+
+  /** Runs tracing work; what it throws is dropped, because tracing never changes the RPC. */
+  private safely<T>(work: () => T): T | undefined {
+    try {
+      return work();
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Runs a user hook; what it throws is recorded on the span as an exception, then dropped. */
+  private hook(run: () => void): void {
+    try {
+      run();
+    } catch (error) {
+      this.safely(() => this.span.recordException(error instanceof Error ? error : String(error)));
+    }
+  }
+}
+
+/**
+ * The error a call ends with as `onError` gets it: a `ConnectError` as is; anything else wrapped by
+ * `ConnectError.from` with `code`, the original as `cause`; nothing (a consumer that stopped
+ * reading, a client that went away) as a `ConnectError` with `code` only.
+ */
+function connectErrorOf(error: unknown, code: Code): ConnectError {
+  if (error instanceof ConnectError) return error;
+  if (error === undefined) return new ConnectError("the call ended early", code);
+  return ConnectError.from(error, code);
 }
 
 /**

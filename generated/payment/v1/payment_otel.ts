@@ -11,8 +11,20 @@ import type { Client, ServiceImpl, Transport } from "@connectrpc/connect";
  * What the schema says of each method of payment.v1.PaymentService, for the connect-otel runtime.
  */
 const PaymentService$methods: ServiceTable<typeof PaymentService> = {
-  getBalance: { name: "payment.v1.PaymentService/GetBalance", kind: "unary", idempotency: "no_side_effects" },
-  processPayment: { name: "payment.v1.PaymentService/ProcessPayment", kind: "unary", idempotency: "idempotency_unknown" },
+  getBalance: {
+    name: "payment.v1.PaymentService/GetBalance",
+    kind: "unary",
+    idempotency: "no_side_effects",
+    request: (m) => ({ "app.user.id": m.userId }),
+  },
+  processPayment: {
+    name: "payment.v1.PaymentService/ProcessPayment",
+    kind: "unary",
+    idempotency: "idempotency_unknown",
+    serverErrorCodes: [2 /* UNKNOWN */, 4 /* DEADLINE_EXCEEDED */, 10 /* ABORTED */, 12 /* UNIMPLEMENTED */, 13 /* INTERNAL */, 14 /* UNAVAILABLE */, 15 /* DATA_LOSS */],
+    request: (m) => ({ "app.user.id": m.userId, "app.payment.amount": m.amount }),
+    response: (m) => ({ "app.payment.success": m.success, "app.payment.transaction_id": m.transactionId }),
+  },
 };
 
 /**
@@ -26,7 +38,7 @@ const PaymentService$methods: ServiceTable<typeof PaymentService> = {
  *
  * @generated from service payment.v1.PaymentService
  */
-export function createTracedPaymentServiceClient(transport: Transport, options?: TracedClientOptions): Client<typeof PaymentService> {
+export function createTracedPaymentServiceClient(transport: Transport, options?: TracedClientOptions<typeof PaymentService>): Client<typeof PaymentService> {
   return createTracedClient(PaymentService, PaymentService$methods, transport, options);
 }
 
@@ -40,7 +52,7 @@ export function createTracedPaymentServiceClient(transport: Transport, options?:
  *
  * @generated from service payment.v1.PaymentService
  */
-export function tracePaymentService(impl: Partial<ServiceImpl<typeof PaymentService>>, options?: TracedServiceOptions): ServiceImpl<typeof PaymentService> {
+export function tracePaymentService(impl: Partial<ServiceImpl<typeof PaymentService>>, options?: TracedServiceOptions<typeof PaymentService>): ServiceImpl<typeof PaymentService> {
   return traceService(PaymentService, PaymentService$methods, impl, options);
 }
 

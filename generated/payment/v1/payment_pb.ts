@@ -4,13 +4,14 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_connectotel_v1_options } from "../../connectotel/v1/options_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file payment/v1/payment.proto.
  */
 export const file_payment_v1_payment: GenFile = /*@__PURE__*/
-  fileDesc("ChhwYXltZW50L3YxL3BheW1lbnQucHJvdG8SCnBheW1lbnQudjEiJAoRR2V0QmFsYW5jZVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoBSIzCg9CYWxhbmNlUmVzcG9uc2USDgoGYW1vdW50GAEgASgBEhAKCGN1cnJlbmN5GAIgASgJIjEKDlBheW1lbnRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAUSDgoGYW1vdW50GAIgASgBIjoKD1BheW1lbnRSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEhYKDnRyYW5zYWN0aW9uX2lkGAIgASgJMqoBCg5QYXltZW50U2VydmljZRJNCgpHZXRCYWxhbmNlEh0ucGF5bWVudC52MS5HZXRCYWxhbmNlUmVxdWVzdBobLnBheW1lbnQudjEuQmFsYW5jZVJlc3BvbnNlIgOQAgESSQoOUHJvY2Vzc1BheW1lbnQSGi5wYXltZW50LnYxLlBheW1lbnRSZXF1ZXN0GhsucGF5bWVudC52MS5QYXltZW50UmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChhwYXltZW50L3YxL3BheW1lbnQucHJvdG8SCnBheW1lbnQudjEiNwoRR2V0QmFsYW5jZVJlcXVlc3QSIgoHdXNlcl9pZBgBIAEoBUIRkv4YDQoLYXBwLnVzZXIuaWQiMwoPQmFsYW5jZVJlc3BvbnNlEg4KBmFtb3VudBgBIAEoARIQCghjdXJyZW5jeRgCIAEoCSJeCg5QYXltZW50UmVxdWVzdBIiCgd1c2VyX2lkGAEgASgFQhGS/hgNCgthcHAudXNlci5pZBIoCgZhbW91bnQYAiABKAFCGJL+GBQKEmFwcC5wYXltZW50LmFtb3VudCJ3Cg9QYXltZW50UmVzcG9uc2USKgoHc3VjY2VzcxgBIAEoCEIZkv4YFQoTYXBwLnBheW1lbnQuc3VjY2VzcxI4Cg50cmFuc2FjdGlvbl9pZBgCIAEoCUIgkv4YHAoaYXBwLnBheW1lbnQudHJhbnNhY3Rpb25faWQyuQEKDlBheW1lbnRTZXJ2aWNlEk0KCkdldEJhbGFuY2USHS5wYXltZW50LnYxLkdldEJhbGFuY2VSZXF1ZXN0GhsucGF5bWVudC52MS5CYWxhbmNlUmVzcG9uc2UiA5ACARJYCg5Qcm9jZXNzUGF5bWVudBIaLnBheW1lbnQudjEuUGF5bWVudFJlcXVlc3QaGy5wYXltZW50LnYxLlBheW1lbnRSZXNwb25zZSINkv4YCRIHAgQKDA0OD2IGcHJvdG8z", [file_connectotel_v1_options]);
 
 /**
  * @generated from message payment.v1.GetBalanceRequest
@@ -112,7 +113,8 @@ export const PaymentService: GenService<{
     output: typeof BalanceResponseSchema;
   },
   /**
-   * ProcessPayment charges a user.
+   * ProcessPayment charges a user. A payment that conflicts with another (ABORTED) is a server
+   * error here, besides the default server error codes.
    *
    * @generated from rpc payment.v1.PaymentService.ProcessPayment
    */

@@ -11,10 +11,31 @@ import type { Client, ServiceImpl, Transport } from "@connectrpc/connect";
  * What the schema says of each method of user.v1.UserService, for the connect-otel runtime.
  */
 const UserService$methods: ServiceTable<typeof UserService> = {
-  fetchUser: { name: "user.v1.UserService/FetchUser", kind: "unary", idempotency: "no_side_effects" },
-  streamUsers: { name: "user.v1.UserService/StreamUsers", kind: "server_streaming", idempotency: "idempotency_unknown" },
-  createUsers: { name: "user.v1.UserService/CreateUsers", kind: "client_streaming", idempotency: "idempotency_unknown" },
-  chat: { name: "user.v1.UserService/Chat", kind: "bidi_streaming", idempotency: "idempotency_unknown" },
+  fetchUser: {
+    name: "user.v1.UserService/FetchUser",
+    kind: "unary",
+    idempotency: "no_side_effects",
+    request: (m) => ({ "app.user.id": m.userId }),
+  },
+  streamUsers: {
+    name: "user.v1.UserService/StreamUsers",
+    kind: "server_streaming",
+    idempotency: "idempotency_unknown",
+    request: (m) => ({ "app.page.size": m.pageSize }),
+  },
+  createUsers: {
+    name: "user.v1.UserService/CreateUsers",
+    kind: "client_streaming",
+    idempotency: "idempotency_unknown",
+    response: (m) => ({ "app.users.created": m.count }),
+  },
+  chat: {
+    name: "user.v1.UserService/Chat",
+    kind: "bidi_streaming",
+    idempotency: "idempotency_unknown",
+    request: (m) => ({ "app.chat.user": m.user }),
+    response: (m) => ({ "app.chat.user": m.user }),
+  },
 };
 
 /**
@@ -28,7 +49,7 @@ const UserService$methods: ServiceTable<typeof UserService> = {
  *
  * @generated from service user.v1.UserService
  */
-export function createTracedUserServiceClient(transport: Transport, options?: TracedClientOptions): Client<typeof UserService> {
+export function createTracedUserServiceClient(transport: Transport, options?: TracedClientOptions<typeof UserService>): Client<typeof UserService> {
   return createTracedClient(UserService, UserService$methods, transport, options);
 }
 
@@ -42,7 +63,7 @@ export function createTracedUserServiceClient(transport: Transport, options?: Tr
  *
  * @generated from service user.v1.UserService
  */
-export function traceUserService(impl: Partial<ServiceImpl<typeof UserService>>, options?: TracedServiceOptions): ServiceImpl<typeof UserService> {
+export function traceUserService(impl: Partial<ServiceImpl<typeof UserService>>, options?: TracedServiceOptions<typeof UserService>): ServiceImpl<typeof UserService> {
   return traceService(UserService, UserService$methods, impl, options);
 }
 

@@ -4,13 +4,14 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_connectotel_v1_options } from "../../connectotel/v1/options_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file user/v1/user.proto.
  */
 export const file_user_v1_user: GenFile = /*@__PURE__*/
-  fileDesc("ChJ1c2VyL3YxL3VzZXIucHJvdG8SB3VzZXIudjEiIwoQRmV0Y2hVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgFIjcKDFVzZXJSZXNwb25zZRIKCgJpZBgBIAEoBRIMCgRuYW1lGAIgASgJEg0KBWVtYWlsGAMgASgJIicKElN0cmVhbVVzZXJzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUiMAoRQ3JlYXRlVXNlclJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgVlbWFpbBgCIAEoCSIkChNDcmVhdGVVc2Vyc1Jlc3BvbnNlEg0KBWNvdW50GAEgASgFIj8KC0NoYXRNZXNzYWdlEgwKBHVzZXIYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIRCgl0aW1lc3RhbXAYAyABKAMymQIKC1VzZXJTZXJ2aWNlEkIKCUZldGNoVXNlchIZLnVzZXIudjEuRmV0Y2hVc2VyUmVxdWVzdBoVLnVzZXIudjEuVXNlclJlc3BvbnNlIgOQAgESQwoLU3RyZWFtVXNlcnMSGy51c2VyLnYxLlN0cmVhbVVzZXJzUmVxdWVzdBoVLnVzZXIudjEuVXNlclJlc3BvbnNlMAESSQoLQ3JlYXRlVXNlcnMSGi51c2VyLnYxLkNyZWF0ZVVzZXJSZXF1ZXN0GhwudXNlci52MS5DcmVhdGVVc2Vyc1Jlc3BvbnNlKAESNgoEQ2hhdBIULnVzZXIudjEuQ2hhdE1lc3NhZ2UaFC51c2VyLnYxLkNoYXRNZXNzYWdlKAEwAWIGcHJvdG8z");
+  fileDesc("ChJ1c2VyL3YxL3VzZXIucHJvdG8SB3VzZXIudjEiNgoQRmV0Y2hVc2VyUmVxdWVzdBIiCgd1c2VyX2lkGAEgASgFQhGS/hgNCgthcHAudXNlci5pZCI8CgxVc2VyUmVzcG9uc2USCgoCaWQYASABKAUSDAoEbmFtZRgCIAEoCRISCgVlbWFpbBgDIAEoCUIDgAEBIjwKElN0cmVhbVVzZXJzUmVxdWVzdBImCglwYWdlX3NpemUYASABKAVCE5L+GA8KDWFwcC5wYWdlLnNpemUiNQoRQ3JlYXRlVXNlclJlcXVlc3QSDAoEbmFtZRgBIAEoCRISCgVlbWFpbBgCIAEoCUIDgAEBIj0KE0NyZWF0ZVVzZXJzUmVzcG9uc2USJgoFY291bnQYASABKAVCF5L+GBMKEWFwcC51c2Vycy5jcmVhdGVkIlQKC0NoYXRNZXNzYWdlEiEKBHVzZXIYASABKAlCE5L+GA8KDWFwcC5jaGF0LnVzZXISDwoHbWVzc2FnZRgCIAEoCRIRCgl0aW1lc3RhbXAYAyABKAMymQIKC1VzZXJTZXJ2aWNlEkIKCUZldGNoVXNlchIZLnVzZXIudjEuRmV0Y2hVc2VyUmVxdWVzdBoVLnVzZXIudjEuVXNlclJlc3BvbnNlIgOQAgESQwoLU3RyZWFtVXNlcnMSGy51c2VyLnYxLlN0cmVhbVVzZXJzUmVxdWVzdBoVLnVzZXIudjEuVXNlclJlc3BvbnNlMAESSQoLQ3JlYXRlVXNlcnMSGi51c2VyLnYxLkNyZWF0ZVVzZXJSZXF1ZXN0GhwudXNlci52MS5DcmVhdGVVc2Vyc1Jlc3BvbnNlKAESNgoEQ2hhdBIULnVzZXIudjEuQ2hhdE1lc3NhZ2UaFC51c2VyLnYxLkNoYXRNZXNzYWdlKAEwAWIGcHJvdG8z", [file_connectotel_v1_options]);
 
 /**
  * @generated from message user.v1.FetchUserRequest
@@ -44,6 +45,8 @@ export type UserResponse = Message<"user.v1.UserResponse"> & {
   name: string;
 
   /**
+   * Personal data: never recorded by tracing.
+   *
    * @generated from field: string email = 3;
    */
   email: string;
@@ -83,6 +86,8 @@ export type CreateUserRequest = Message<"user.v1.CreateUserRequest"> & {
   name: string;
 
   /**
+   * Personal data: never recorded by tracing.
+   *
    * @generated from field: string email = 2;
    */
   email: string;
