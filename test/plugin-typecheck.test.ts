@@ -96,8 +96,14 @@ const inputs: readonly Input[] = [
   {
     name: "proto/",
     prepare: async () => path.join(repoRoot, "proto"),
-    protos: ["user/v1/user", "payment/v1/payment", "grpc/health/v1/health", "connectotel/v1/options"],
-    withServices: ["user/v1/user", "payment/v1/payment", "grpc/health/v1/health"],
+    protos: [
+      "user/v1/user",
+      "payment/v1/payment",
+      "grpc/health/v1/health",
+      "annotated/v1/inventory",
+      "connectotel/v1/options",
+    ],
+    withServices: ["user/v1/user", "payment/v1/payment", "grpc/health/v1/health", "annotated/v1/inventory"],
     consumer: consumerSource,
   },
   {

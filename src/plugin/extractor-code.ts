@@ -9,7 +9,10 @@ import { RUNTIME_MODULE } from "./runtime-module.js";
  * table of value names per enum that a recorded field uses, declared once per file.
  */
 export interface ExtractorPrinter {
-  /** `(m) => ({ "app.user.id": m.userId })`; the parameter's type comes from the method table's type. */
+  /**
+   * `(m) => ({ "app.user.id": m.userId })`, one property per line beyond two fields; the
+   * parameter's type comes from the method table's type.
+   */
   extractor(fields: readonly RecordedField[]): Printable;
   /** Prints the enum name tables that the extractors printed so far refer to; call once, first. */
   declarations(): void;
@@ -36,13 +39,13 @@ export function createExtractorPrinter(f: GeneratedFile, ts: boolean): Extractor
   };
   return {
     extractor(fields) {
-      const parts: Printable[] = ["(m) => ({ "];
-      fields.forEach((recorded, i) => {
-        if (i > 0) parts.push(", ");
-        parts.push(f.string(recorded.key), ": ", valueExpression(f, recorded.path, tableOf));
-      });
-      parts.push(" })");
-      return parts;
+      const entries = fields.map((recorded): Printable[] => [
+        f.string(recorded.key),
+        ": ",
+        valueExpression(f, recorded.path, tableOf),
+      ]);
+      if (entries.length <= 2) return ["(m) => ({ ", ...entries.flatMap((e, i) => (i > 0 ? [", ", ...e] : e)), " })"];
+      return ["(m) => ({\n", ...entries.flatMap((e) => ["      ", ...e, ",\n"]), "    })"];
     },
     declarations() {
       for (const { name, desc } of enumTables.values()) {
