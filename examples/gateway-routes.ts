@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import { trace } from "@opentelemetry/api";
-import type { PaymentClient, UserClient } from "./clients.js";
+import { HealthCheckResponse_ServingStatus } from "../generated/grpc/health/v1/health_pb.js";
+import type { HealthClient, PaymentClient, UserClient } from "./clients.js";
 import { readBody } from "./read-body.js";
 
 /**
@@ -17,6 +18,7 @@ import { readBody } from "./read-body.js";
  * | `POST /api/users`           | CreateUsers with `{"users":[{name,email}]}` |
  * | `POST /api/chat`            | Chat with `{"user":..,"messages":[..]}`, one reply awaited per message |
  * | `POST /api/pay/{id}`        | ProcessPayment with `{"amount":..}` and a client timeout |
+ * | `GET /healthz`              | grpc.health.v1.Health/Check of UserService (untraced) |
  *
  * Errors answer `{"error":{"code":"not_found","message":"..."}}` with the HTTP status of the
  * Connect protocol's mapping (NOT_FOUND 404, DEADLINE_EXCEEDED 504, ...; UNAVAILABLE 502, as the
@@ -27,6 +29,8 @@ import { readBody } from "./read-body.js";
 export interface GatewayClients {
   users: UserClient;
   payments: PaymentClient;
+  /** Health checking of the UserService process. */
+  health: HealthClient;
 }
 
 /** Options of {@link createGatewayHandler}. */
@@ -70,12 +74,22 @@ export function createGatewayHandler(
   clients: GatewayClients,
   options: GatewayOptions = {},
 ): (req: IncomingMessage, res: ServerResponse) => void {
-  const { users, payments } = clients;
+  const { users, payments, health } = clients;
   const timeoutMs = options.timeoutMs ?? 5000;
   const paymentTimeoutMs = options.paymentTimeoutMs ?? 300;
   const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
 
   const routes: Route[] = [
+    {
+      method: "GET",
+      template: "/healthz",
+      pattern: /^\/healthz$/,
+      async handle() {
+        const res = await health.check({ service: "user.v1.UserService" }, { timeoutMs });
+        const status = HealthCheckResponse_ServingStatus[res.status];
+        return { status: res.status === HealthCheckResponse_ServingStatus.SERVING ? 200 : 503, body: { status } };
+      },
+    },
     {
       method: "GET",
       template: "/api/user/{id}",

@@ -9,7 +9,7 @@
  */
 import type { AddressInfo } from "node:net";
 import { HttpInstrumentation } from "@opentelemetry/instrumentation-http";
-import { paymentClient, userClient } from "./clients.js";
+import { healthClient, paymentClient, userClient } from "./clients.js";
 import { DEFAULT_PORTS, LOOPBACK, loopbackUrl, portFromEnv, urlFromEnv } from "./config.js";
 import { createGatewayHandler } from "./gateway-routes.js";
 import { exitOnSignal, startTelemetry } from "./telemetry.js";
@@ -20,8 +20,10 @@ import { exitOnSignal, startTelemetry } from "./telemetry.js";
 const telemetry = startTelemetry({ serviceName: "gateway", instrumentations: [new HttpInstrumentation()] });
 const { createServer } = await import("node:http");
 
+const userServiceUrl = urlFromEnv("USER_SERVICE_URL", loopbackUrl(DEFAULT_PORTS.userService));
 const handler = createGatewayHandler({
-  users: userClient(urlFromEnv("USER_SERVICE_URL", loopbackUrl(DEFAULT_PORTS.userService))),
+  users: userClient(userServiceUrl),
+  health: healthClient(userServiceUrl),
   payments: paymentClient(urlFromEnv("PAYMENT_SERVICE_URL", loopbackUrl(DEFAULT_PORTS.paymentService))),
 });
 const server = createServer(handler);

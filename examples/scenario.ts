@@ -1,3 +1,4 @@
+import type { AttributeValue } from "@opentelemetry/api";
 import { MANUAL_REVIEW_THRESHOLD } from "./course-data.js";
 import type { SpanKindName } from "./span-record.js";
 
@@ -21,6 +22,8 @@ export interface ExpectedSpan {
   status?: "UNSET" | "OK" | "ERROR";
   /** Bounds of the span's duration, in ms. */
   durationMs?: { min: number; max: number };
+  /** Attributes the span must carry with these values, e.g. those recorded from annotated fields. */
+  attributes?: Readonly<Record<string, AttributeValue>>;
 }
 
 /** One request of the scenario. */
@@ -71,6 +74,11 @@ function httpRoot(name: string): ExpectedSpan {
 }
 
 const OK = { client: { rpcStatus: "OK" }, server: { rpcStatus: "OK" } };
+
+/** OK on both sides, and `attributes` (recorded from annotated fields) on both spans. */
+function okWith(attributes: Record<string, AttributeValue>) {
+  return { client: { rpcStatus: "OK", attributes }, server: { rpcStatus: "OK", attributes } };
+}
 const { gateway, user, payment } = SERVICES;
 
 /** The scenario, in order. Each step leaves exactly one trace. */
@@ -86,8 +94,8 @@ export const SCENARIO: readonly ScenarioStep[] = [
         : "no user 42 with balance",
     spans: [
       httpRoot("GET /api/user/{id}"),
-      ...rpc("FetchUser", FETCH_USER, gateway, user, "http server", OK),
-      ...rpc("GetBalance", GET_BALANCE, gateway, payment, "http server", OK),
+      ...rpc("FetchUser", FETCH_USER, gateway, user, "http server", okWith({ "app.user.id": 42 })),
+      ...rpc("GetBalance", GET_BALANCE, gateway, payment, "http server", okWith({ "app.user.id": 42 })),
     ],
   },
   {
@@ -99,7 +107,7 @@ export const SCENARIO: readonly ScenarioStep[] = [
       field(b, "count") === 100 ? undefined : `count is ${JSON.stringify(field(b, "count"))}, not 100`,
     spans: [
       httpRoot("GET /api/users"),
-      ...rpc("StreamUsers", STREAM_USERS, gateway, user, "http server", OK),
+      ...rpc("StreamUsers", STREAM_USERS, gateway, user, "http server", okWith({ "app.page.size": 100 })),
       // The nested call made inside the server stream, after its first message.
       ...rpc("nested GetBalance", GET_BALANCE, user, payment, "StreamUsers server", OK),
     ],
@@ -114,7 +122,10 @@ export const SCENARIO: readonly ScenarioStep[] = [
     expectStatus: 201,
     checkBody: (b) =>
       field(b, "created") === 5 ? undefined : `created is ${JSON.stringify(field(b, "created"))}, not 5`,
-    spans: [httpRoot("POST /api/users"), ...rpc("CreateUsers", CREATE_USERS, gateway, user, "http server", OK)],
+    spans: [
+      httpRoot("POST /api/users"),
+      ...rpc("CreateUsers", CREATE_USERS, gateway, user, "http server", okWith({ "app.users.created": 5 })),
+    ],
   },
   {
     name: "chat",
@@ -138,8 +149,8 @@ export const SCENARIO: readonly ScenarioStep[] = [
       httpRoot("GET /api/user/{id}"),
       ...rpc("FetchUser", FETCH_USER, gateway, user, "http server", {
         // Client: every non-OK code is an error; server: NOT_FOUND is the caller's problem.
-        client: { rpcStatus: "NOT_FOUND", status: "ERROR" },
-        server: { rpcStatus: "NOT_FOUND", status: "UNSET" },
+        client: { rpcStatus: "NOT_FOUND", status: "ERROR", attributes: { "app.user.id": 999999 } },
+        server: { rpcStatus: "NOT_FOUND", status: "UNSET", attributes: { "app.user.id": 999999 } },
       }),
     ],
   },
@@ -157,16 +168,32 @@ export const SCENARIO: readonly ScenarioStep[] = [
         client: {
           rpcStatus: "DEADLINE_EXCEEDED",
           status: "ERROR",
+          attributes: {
+            "app.user.id": 42,
+            "app.payment.amount": MANUAL_REVIEW_THRESHOLD * 2,
+            "connect_otel.timeout_ms": PAYMENT_TIMEOUT_MS,
+          },
           durationMs: { min: PAYMENT_TIMEOUT_MS * 0.9, max: PAYMENT_TIMEOUT_MS + 700 },
         },
         // The handler stops when its call is aborted: by its own deadline (from `grpc-timeout`,
         // DEADLINE_EXCEEDED) or by the client's HTTP/2 reset (CANCELLED), whichever comes first.
         server: {
           rpcStatus: ["DEADLINE_EXCEEDED", "CANCELLED"],
+          attributes: { "app.user.id": 42, "app.payment.amount": MANUAL_REVIEW_THRESHOLD * 2 },
           durationMs: { min: 0, max: PAYMENT_TIMEOUT_MS + 700 },
         },
       }),
     ],
+  },
+  {
+    name: "health",
+    method: "GET",
+    path: "/healthz",
+    expectStatus: 200,
+    checkBody: (b) => (field(b, "status") === "SERVING" ? undefined : "status is not SERVING"),
+    // grpc.health.v1.Health/Check runs through a generated client and wrapper, yet the default
+    // call filter leaves it untraced: the trace holds the gateway's HTTP span only.
+    spans: [httpRoot("GET /healthz")],
   },
 ];
 

@@ -62,6 +62,14 @@ export function checkScenarioTraces(
       `received ${traces.length} traces: ${traces.map(describeRoots).join("; ")}`,
     ),
   ];
+  const leaks = spans.filter(recordsEmail);
+  results.push(
+    result(
+      "no span records an email address (fields marked debug_redact)",
+      leaks.length === 0,
+      `found in ${leaks.map(describe).join(", ")}`,
+    ),
+  );
   for (const step of steps) {
     const trace = findStepTrace(traces, step, gatewayService);
     if (trace === undefined) {
@@ -143,6 +151,9 @@ function expectationsOf(expected: ExpectedSpan): string[] {
   if (expected.durationMs !== undefined) {
     out.push(`lasting ${expected.durationMs.min}..${expected.durationMs.max} ms`);
   }
+  for (const [key, value] of Object.entries(expected.attributes ?? {})) {
+    out.push(`${key}=${JSON.stringify(value)}`);
+  }
   return out;
 }
 
@@ -166,11 +177,28 @@ function problemsOf(expected: ExpectedSpan, span: SpanRecord): string[] {
   ) {
     problems.push(`it lasts ${duration.toFixed(1)} ms`);
   }
+  for (const [key, value] of Object.entries(expected.attributes ?? {})) {
+    if (JSON.stringify(span.attributes[key]) !== JSON.stringify(value)) {
+      problems.push(`${key} is ${JSON.stringify(span.attributes[key])}`);
+    }
+  }
   return problems;
 }
 
 function allowedCodes(rpcStatus: string | readonly string[]): readonly string[] {
   return typeof rpcStatus === "string" ? [rpcStatus] : rpcStatus;
+}
+
+/**
+ * True if an attribute of the span or of one of its events holds an email address of the course
+ * system (all at example.com, see ./course-data.ts and the scenario).
+ */
+function recordsEmail(span: SpanRecord): boolean {
+  const email = /[\w.+-]+@example\.com/i;
+  const values = [span.attributes, ...span.events.map((e) => e.attributes)].flatMap((attrs) =>
+    Object.values(attrs).flat(),
+  );
+  return values.some((v) => typeof v === "string" && email.test(v));
 }
 
 function result(name: string, ok: boolean, detail?: string): CheckResult {

@@ -1,7 +1,9 @@
 /**
  * UserService of the course system: gRPC over h2c on loopback, traced by the generated
  * `traceUserService` wrapper. StreamUsers calls PaymentService.GetBalance from inside its stream,
- * with the traced payment client: that call must join the StreamUsers trace.
+ * with the traced payment client: that call must join the StreamUsers trace. The process also
+ * answers gRPC health checks (grpc.health.v1.Health), through the generated `traceHealth`
+ * wrapper, whose calls the default call filter leaves untraced.
  *
  * Environment: `USER_SERVICE_PORT` (default 50052), `PAYMENT_SERVICE_URL` (default
  * `http://127.0.0.1:50053`), plus the OpenTelemetry variables read by ./telemetry.ts. Prints
@@ -9,6 +11,8 @@
  */
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { trace } from "@opentelemetry/api";
+import { traceHealth } from "../generated/grpc/health/v1/health_otel.js";
+import { Health, HealthCheckResponse_ServingStatus } from "../generated/grpc/health/v1/health_pb.js";
 import { traceUserService } from "../generated/user/v1/user_otel.js";
 import { UserService } from "../generated/user/v1/user_pb.js";
 import { paymentClient } from "./clients.js";
@@ -25,8 +29,7 @@ const payments = paymentClient(urlFromEnv("PAYMENT_SERVICE_URL", loopbackUrl(DEF
 
 const impl: ServiceImpl<typeof UserService> = {
   fetchUser(req) {
-    // The handler runs in the server span's context: application attributes land on it.
-    trace.getActiveSpan()?.setAttribute("app.user.id", req.userId);
+    // `app.user.id` is recorded from the request by the schema annotation on `user_id`.
     const user = findUser(req.userId);
     if (user === undefined) {
       throw new ConnectError(`user ${req.userId} not found`, Code.NotFound);
@@ -75,8 +78,19 @@ const impl: ServiceImpl<typeof UserService> = {
   },
 };
 
-const server = await serveGrpc(portFromEnv("USER_SERVICE_PORT", DEFAULT_PORTS.userService), (router) =>
-  router.service(UserService, traceUserService(impl)),
-);
+/** Health checking (grpc/doc/health-checking.md): the server as a whole ("") and UserService serve. */
+const health: Partial<ServiceImpl<typeof Health>> = {
+  check(req) {
+    if (req.service !== "" && req.service !== UserService.typeName) {
+      throw new ConnectError(`unknown service ${req.service}`, Code.NotFound);
+    }
+    return { status: HealthCheckResponse_ServingStatus.SERVING };
+  },
+};
+
+const server = await serveGrpc(portFromEnv("USER_SERVICE_PORT", DEFAULT_PORTS.userService), (router) => {
+  router.service(UserService, traceUserService(impl));
+  router.service(Health, traceHealth(health));
+});
 exitOnSignal(telemetry, () => server.close());
 console.log(`user-service listening on ${server.url}`);

@@ -126,6 +126,24 @@ describe("npm run demo", () => {
     expect(balanceServer.parentSpanId).toBe(balanceClient.spanId);
   });
 
+  it("records annotated request fields and never a debug_redact one", () => {
+    const trace = traceOfPath(run.spans, "/api/user/42");
+    for (const [service, kind] of [
+      [SERVICES.gateway, "CLIENT"],
+      [SERVICES.user, "SERVER"],
+    ] as const) {
+      expect(one(trace, service, kind, "user.v1.UserService/FetchUser").attributes["app.user.id"]).toBe(42);
+    }
+    const everything = JSON.stringify(run.spans.map((s) => [s.attributes, s.events]));
+    expect(everything).not.toMatch(/[\w.+-]+@example\.com/);
+  });
+
+  it("leaves the health checks untraced: the /healthz trace is the gateway's HTTP span alone", () => {
+    const trace = traceOfPath(run.spans, "/healthz");
+    expect(trace.map((s) => `${s.serviceName} ${s.kind} ${s.name}`)).toEqual(["gateway SERVER GET /healthz"]);
+    expect(run.spans.filter((s) => s.name.startsWith("grpc.health.v1.Health/"))).toEqual([]);
+  });
+
   it("keeps the GetBalance call made inside the StreamUsers handler in the StreamUsers trace", () => {
     const trace = traceOfPath(run.spans, "/api/users?page_size=100");
     const streamServer = one(trace, SERVICES.user, "SERVER", "user.v1.UserService/StreamUsers");
@@ -201,7 +219,7 @@ describe("demo trace checks", () => {
         serviceName: "gateway",
         startMs: at(1),
         endMs: at(4),
-        attributes: { "rpc.response.status_code": "OK" },
+        attributes: { "rpc.response.status_code": "OK", "app.user.id": 42 },
       },
       {
         ...base,
@@ -212,7 +230,7 @@ describe("demo trace checks", () => {
         serviceName: service as string,
         startMs: at(2),
         endMs: at(3),
-        attributes: { "rpc.response.status_code": "OK" },
+        attributes: { "rpc.response.status_code": "OK", "app.user.id": 42 },
       },
     ]),
   ];
@@ -227,9 +245,17 @@ describe("demo trace checks", () => {
     const broken = spans.map((s) => (s.spanId === "0000000000000003" ? { ...s, parentSpanId: "0000000000000001" } : s));
     const failed = checkStepTrace(step as (typeof SCENARIO)[number], broken).filter((r) => !r.ok);
     expect(failed.map((r) => r.name)).toEqual([
-      "profile: FetchUser server (user-service) is a child of FetchUser client, OK",
+      "profile: FetchUser server (user-service) is a child of FetchUser client, OK, app.user.id=42",
     ]);
     expect(failed[0]?.detail).toBe("its parent is gateway server GET /api/user/{id}");
+  });
+
+  it("fail when a span lacks an attribute recorded from an annotated field", () => {
+    const broken = spans.map((s) =>
+      s.spanId === "0000000000000003" ? { ...s, attributes: { "rpc.response.status_code": "OK" } } : s,
+    );
+    const failed = checkStepTrace(step as (typeof SCENARIO)[number], broken).filter((r) => !r.ok);
+    expect(failed.map((r) => r.detail)).toEqual(["app.user.id is undefined"]);
   });
 
   it("fail when a span's parent is in another trace", () => {
