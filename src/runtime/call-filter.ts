@@ -6,7 +6,10 @@ export interface CallInfo {
   readonly method: string;
   /** Which end of the call decides: a traced client or a traced service. */
   readonly side: CallSide;
-  /** The request headers: as the caller gave them on a client, as received on a server. */
+  /**
+   * The request headers: as the caller gave them on a client (the trace context is injected into
+   * this object after the filter returned, so read it during the call), as received on a server.
+   */
   readonly requestHeader: Headers;
 }
 

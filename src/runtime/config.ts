@@ -91,14 +91,25 @@ export function resolveTracingConfig(service: DescService, options: TracingOptio
   };
 }
 
-/** @throws TypeError for a method `service` lacks, or a hook that is not a function */
+/**
+ * @throws TypeError for hooks or a method's hooks that are not an object, a method `service` lacks,
+ * or a hook that is not a function
+ */
 function resolveHooks(service: DescService, hooks: TracingOptions["hooks"]): TracingConfig["hooks"] {
   if (hooks === undefined) return {};
+  if (typeof hooks !== "object" || hooks === null) {
+    throw new TypeError(`connect-otel: option hooks must be an object keyed by method name, got ${typeOf(hooks)}`);
+  }
   const byMethod = hooks as Record<string, Record<string, unknown> | undefined>;
   for (const [method, methodHooks] of Object.entries(byMethod)) {
     if (methodHooks === undefined) continue;
     if (!service.methods.some((m) => m.localName === method)) {
       throw new TypeError(`connect-otel: option hooks names ${method}, which is not a method of ${service.typeName}`);
+    }
+    if (typeof methodHooks !== "object" || methodHooks === null) {
+      throw new TypeError(
+        `connect-otel: option hooks.${method} must be an object of hooks, got ${typeOf(methodHooks)}`,
+      );
     }
     for (const [name, fn] of Object.entries(methodHooks)) {
       if (!hookNames.includes(name) || (fn !== undefined && typeof fn !== "function")) {
@@ -109,6 +120,11 @@ function resolveHooks(service: DescService, hooks: TracingOptions["hooks"]): Tra
     }
   }
   return byMethod as TracingConfig["hooks"];
+}
+
+/** `typeof`, with `null` told apart from objects: for option error messages. */
+function typeOf(value: unknown): string {
+  return value === null ? "null" : typeof value;
 }
 
 /**

@@ -47,8 +47,9 @@ export interface MethodHooks<I, O, Streamed extends unknown[] = StreamedMessage<
   onMessage?(span: Span, ...message: Streamed): void;
   /**
    * A call that ends with an error, before the span ends: the `ConnectError` the caller gets (the
-   * client) or connect sends (the server); other errors arrive wrapped by `ConnectError.from` with
-   * the code the span records, the original as `cause`.
+   * client) or connect sends (the server). Its `code` is always the code the span records: other
+   * errors, and a server's abort reason of another code (CANCELLED is recorded for any client that
+   * went away), arrive as a new `ConnectError` with that code, the original as `cause`.
    */
   onError?(span: Span, error: ConnectError): void;
 }

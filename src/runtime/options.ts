@@ -112,7 +112,9 @@ export interface TracedServiceOptions<S extends DescService = DescService> exten
    * Trust boundary for internet-facing services: `true`, or a function of the call's handler
    * context that returns true, makes the server span a new root span with a link to the caller's
    * span context instead of its child, so callers cannot choose the trace id or the sampling
-   * decision; the caller's baggage is dropped too. Default: false (continue the caller's trace).
+   * decision; the caller's baggage is dropped too. An untraced call (filter, schema annotation) of a
+   * public endpoint runs its handler in the server's own context, not the caller's. Default: false
+   * (continue the caller's trace).
    */
   publicEndpoint?: boolean | ((ctx: HandlerContext) => boolean);
   /**

@@ -311,14 +311,19 @@ export class RpcCall implements EventListenerObject {
 }
 
 /**
- * The error a call ends with as `onError` gets it: a `ConnectError` as is; anything else wrapped by
- * `ConnectError.from` with `code`, the original as `cause`; nothing (a consumer that stopped
- * reading, a client that went away) as a `ConnectError` with `code` only.
+ * The error a call ends with as `onError` gets it, always with `code`, the code the span records:
+ * a `ConnectError` of that code as is; anything else — another error, or a `ConnectError` of
+ * another code (a server's abort reason: an HTTP/2 reset code, ECONNRESET as ABORTED, where the
+ * span records CANCELLED) — as a new `ConnectError` with its message and `code`, the original as
+ * `cause` (not `ConnectError.from`, which makes an AbortError or TimeoutError CANCELLED where
+ * connect answers INTERNAL); nothing (a consumer that stopped reading, a client that went away)
+ * as a `ConnectError` with `code` only.
  */
 function connectErrorOf(error: unknown, code: Code): ConnectError {
-  if (error instanceof ConnectError) return error;
+  if (error instanceof ConnectError && error.code === code) return error;
   if (error === undefined) return new ConnectError("the call ended early", code);
-  return ConnectError.from(error, code);
+  if (error instanceof ConnectError) return new ConnectError(error.rawMessage, code, error.metadata, undefined, error);
+  return new ConnectError(error instanceof Error ? error.message : String(error), code, undefined, undefined, error);
 }
 
 /**

@@ -119,7 +119,9 @@ function startCall(plan: MethodPlan, setup: ServerSetup, ctx: HandlerContext, re
   }
   const system = systemOfProtocolName(ctx.protocolName);
   if (!plan.traced || !filterAllows(config.filter, plan.spanName, "server", ctx.requestHeader)) {
-    return new RpcCall(plan, config, "server", system, {}, extracted, { traced: false });
+    // a public endpoint never continues the caller's context, also when it starts no span
+    const untracedParent = setup.isPublic(ctx) ? active : extracted;
+    return new RpcCall(plan, config, "server", system, {}, untracedParent, { traced: false });
   }
   let parent = extracted;
   let start: SpanStart = { traced: true };
