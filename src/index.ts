@@ -10,7 +10,7 @@ export type { CallFilter, CallInfo } from "./runtime/call-filter.js";
 export { DEFAULT_UNTRACED_SERVICES, defaultCallFilter } from "./runtime/call-filter.js";
 export { createTracedClient } from "./runtime/client.js";
 export { DEFAULT_MAX_MESSAGE_EVENTS, INSTRUMENTATION_SCOPE, semconvFromEnv } from "./runtime/config.js";
-export { enumValueName } from "./runtime/field-values.js";
+export { enumValueName, setFieldValue } from "./runtime/field-values.js";
 export type { MethodHooks, ServiceHooks, StreamedMessage, StreamedMessageOf } from "./runtime/hooks.js";
 export { SENSITIVE_METADATA } from "./runtime/metadata-capture.js";
 export type {

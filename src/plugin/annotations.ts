@@ -29,8 +29,8 @@ export interface ServiceAnnotation {
  * was compiled against. A schema that does not import the options proto has no annotations.
  */
 export interface Annotations {
-  /** The field's annotation, or undefined if it has none. */
-  field(field: DescField): FieldAnnotation | undefined;
+  /** The field's (or extension's) annotation, or undefined if it has none. */
+  field(field: DescField | DescExtension): FieldAnnotation | undefined;
   /** The method's annotation, or undefined if it has none. */
   method(method: DescMethod): MethodAnnotation | undefined;
   /** The service's annotation, or undefined if it has none. */
@@ -62,7 +62,10 @@ export function readAnnotations(allFiles: readonly DescFile[]): Annotations {
  * The value of a message-typed option as a plain object with the fields' local names (a protobuf-es
  * v2 message is one), or undefined when the element does not carry the option.
  */
-function option<T>(element: DescField | DescMethod | DescService, ext: DescExtension | undefined): T | undefined {
+function option<T>(
+  element: DescField | DescExtension | DescMethod | DescService,
+  ext: DescExtension | undefined,
+): T | undefined {
   if (ext === undefined) return undefined;
   // The extension comes from the request, so its extendee type is only known at run time.
   const e = ext as never;

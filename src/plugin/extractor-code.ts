@@ -1,4 +1,5 @@
 import type { DescEnum, DescField } from "@bufbuild/protobuf";
+import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
 import type { GeneratedFile, Printable } from "@bufbuild/protoplugin";
 import type { RecordedField } from "./recorded-fields.js";
 import { RUNTIME_MODULE } from "./runtime-module.js";
@@ -69,31 +70,48 @@ export function createExtractorPrinter(f: GeneratedFile, ts: boolean): Extractor
 
 /** The value expression of one recorded field: property accesses from `m`, an enum name lookup. */
 function valueExpression(f: GeneratedFile, path: readonly DescField[], tableOf: (desc: DescEnum) => string): Printable {
-  const access = accessExpression(path);
+  const access = accessExpression(f, path);
   const last = path[path.length - 1] as DescField;
   const desc = last.fieldKind === "enum" ? last.enum : last.fieldKind === "list" ? last.enum : undefined;
   if (desc === undefined) return access;
-  return [f.import("enumValueName", RUNTIME_MODULE), "(", tableOf(desc), ", ", access, ")"];
+  return [f.import("enumValueName", RUNTIME_MODULE), "(", tableOf(desc), ", ", ...access, ")"];
 }
 
 /**
  * `m.a?.b`: the property path of a field from the message `m`. A singular message field may be
  * unset (undefined), so later steps use optional chaining; a oneof member is read as
- * `(x.oneof.case === "member" ? x.oneof.value : undefined)`.
+ * `(x.oneof.case === "member" ? x.oneof.value : undefined)`. A field with explicit presence that
+ * protobuf-es reads as its default when unset (proto2 `optional`, editions `EXPLICIT`; proto3
+ * `optional` reads undefined) is read through the runtime's `setFieldValue(x, "field")`, which is
+ * undefined unless the field is set.
  */
-function accessExpression(path: readonly DescField[]): string {
-  let expr = "m";
+function accessExpression(f: GeneratedFile, path: readonly DescField[]): Printable[] {
+  let expr: Printable[] = ["m"];
   let optional = false;
   for (const field of path) {
     const dot = optional ? "?." : ".";
-    if (field.oneof !== undefined) {
-      const group = `${expr}${dot}${field.oneof.localName}`;
-      expr = `(${group}.case === ${JSON.stringify(field.localName)} ? ${group}.value : undefined)`;
+    const local = JSON.stringify(field.localName);
+    if (field.oneof === undefined && readsDefaultWhenUnset(field)) {
+      expr = [f.import("setFieldValue", RUNTIME_MODULE), "(", ...expr, `, ${local})`];
+      optional = true;
+    } else if (field.oneof !== undefined) {
+      const group = [...expr, dot, field.oneof.localName];
+      expr = ["(", ...group, `.case === ${local} ? `, ...group, ".value : undefined)"];
       optional = true;
     } else {
-      expr = `${expr}${dot}${field.localName}`;
+      expr = [...expr, dot, field.localName];
       optional ||= field.fieldKind === "message";
     }
   }
   return expr;
+}
+
+/**
+ * True for a scalar or enum field with explicit presence whose unset value protobuf-es v2 serves
+ * from the message prototype (its default) rather than as undefined: every explicit-presence field
+ * but a proto3 `optional` one.
+ */
+function readsDefaultWhenUnset(field: DescField): boolean {
+  if (field.fieldKind !== "scalar" && field.fieldKind !== "enum") return false;
+  return field.presence === FeatureSet_FieldPresence.EXPLICIT && field.proto.proto3Optional !== true;
 }

@@ -1,4 +1,4 @@
-import type { DescField, DescFile, DescMessage } from "@bufbuild/protobuf";
+import type { DescExtension, DescField, DescFile, DescMessage } from "@bufbuild/protobuf";
 import type { Annotations } from "./annotations.js";
 import { GenerationError } from "./generation-error.js";
 
@@ -24,19 +24,30 @@ const keySyntax = /^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$/;
 const reservedNamespaces = ["rpc.", "error.", "server.", "network.", "message.", "connect_otel."];
 
 /**
- * Checks the `(connectotel.v1.field)` annotation of every field of the messages declared in `file`
- * (nested messages included), so that a mistake fails generation even when no method uses the
- * message.
+ * Checks the `(connectotel.v1.field)` annotations of everything `file` declares, so that a mistake
+ * fails generation even when no method uses the message: every message (nested messages included)
+ * is walked as a method's request or response would be, and an annotated extension is refused.
  *
- * @throws GenerationError for an annotation on a `debug_redact` field, on a field of an
- * unsupported type (message, map, repeated message), or with an invalid attribute key.
+ * @throws GenerationError for an annotation on a `debug_redact` field or reached through one, on a
+ * field of an unsupported type (message, map, repeated message, extension), with an invalid
+ * attribute key, or for a key that two paths of one message record (see {@link recordedFields}).
  */
 export function checkFieldAnnotations(file: DescFile, annotations: Annotations): void {
+  const refuseExtension = (extension: DescExtension): void => {
+    if (annotations.field(extension) === undefined) return;
+    throw new GenerationError(
+      file,
+      `extension ${extension.typeName}`,
+      "an extension field cannot be recorded; annotate a field of the message instead",
+    );
+  };
   const visit = (message: DescMessage): void => {
-    for (const field of message.fields) checkAnnotatedField(field, annotations);
+    recordedFields(message, annotations);
+    message.nestedExtensions.forEach(refuseExtension);
     message.nestedMessages.forEach(visit);
   };
   file.messages.forEach(visit);
+  file.extensions.forEach(refuseExtension);
 }
 
 /**
@@ -69,7 +80,7 @@ export function recordedFields(message: DescMessage, annotations: Annotations): 
       if (field.fieldKind !== "message") continue;
       const nested = field.message;
       if (stack.includes(nested.typeName)) continue;
-      if (!annotated.has(nested.typeName)) continue;
+      if (annotated.get(nested.typeName) !== true) continue;
       walk(nested, next, [...stack, nested.typeName]);
     }
   };
@@ -135,14 +146,28 @@ export function isRedacted(field: DescField): boolean {
 }
 
 /**
- * Type names of the messages, among `root` and those reachable from it through message fields,
- * that have an annotated field or reach one: a fixpoint over the message graph, cycles included.
+ * Whether a message type has an annotated field or reaches one through message fields, per
+ * annotations reader: a property of the whole message graph, so it is computed once per type and
+ * shared by every message walked from.
  */
-function messagesWithAnnotations(root: DescMessage, annotations: Annotations): Set<string> {
+const reachesAnnotation = new WeakMap<Annotations, Map<string, boolean>>();
+
+/**
+ * Whether each message type, among `root` and those reachable from it through message fields, has
+ * an annotated field or reaches one: a fixpoint over the message graph, cycles included, over the
+ * types not known from an earlier call. Returns a map that holds every type reachable from `root`.
+ */
+function messagesWithAnnotations(root: DescMessage, annotations: Annotations): ReadonlyMap<string, boolean> {
+  let known = reachesAnnotation.get(annotations);
+  if (known === undefined) {
+    known = new Map();
+    reachesAnnotation.set(annotations, known);
+  }
   const reachable = new Map<string, DescMessage>();
   const pending = [root];
   for (let m = pending.pop(); m !== undefined; m = pending.pop()) {
-    if (reachable.has(m.typeName)) continue;
+    // a known type's answer is final: all it reaches was known or computed with it
+    if (reachable.has(m.typeName) || known.has(m.typeName)) continue;
     reachable.set(m.typeName, m);
     for (const field of m.fields) if (field.fieldKind === "message") pending.push(field.message);
   }
@@ -154,7 +179,8 @@ function messagesWithAnnotations(root: DescMessage, annotations: Annotations): S
       const yes = m.fields.some(
         (field) =>
           annotations.field(field) !== undefined ||
-          (field.fieldKind === "message" && result.has(field.message.typeName)),
+          (field.fieldKind === "message" &&
+            (result.has(field.message.typeName) || known.get(field.message.typeName) === true)),
       );
       if (yes) {
         result.add(m.typeName);
@@ -162,7 +188,8 @@ function messagesWithAnnotations(root: DescMessage, annotations: Annotations): S
       }
     }
   }
-  return result;
+  for (const typeName of reachable.keys()) known.set(typeName, result.has(typeName));
+  return known;
 }
 
 /** `user.v1.Outer.inner.id`: the top-level message and the proto field names of a path. */

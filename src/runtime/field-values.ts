@@ -18,6 +18,16 @@ export function enumValueName(
 }
 
 /**
+ * The value of a field with explicit presence that protobuf-es v2 serves from the message's
+ * prototype when unset (proto2 `optional`, editions `EXPLICIT` presence): the own property of
+ * `message` when the field is set, else undefined, also for an undefined `message` (an unset
+ * message field on the path). Called by generated attribute extractors.
+ */
+export function setFieldValue<M extends object, K extends keyof M>(message: M | undefined, field: K): M[K] | undefined {
+  return message !== undefined && Object.hasOwn(message, field) ? message[field] : undefined;
+}
+
+/**
  * Adds the values that an attribute extractor read to `target`, as attribute values: bigints
  * (64-bit integers) as decimal strings, exact beyond 2^53; Uint8Array (bytes) as standard base64;
  * arrays element by element. Undefined values add nothing. Returns `target`.

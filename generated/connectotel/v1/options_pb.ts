@@ -40,8 +40,8 @@ export type FieldOptions = Message<"connectotel.v1.FieldOptions"> & {
    *
    * Supported fields: scalars (64-bit integers as decimal strings, bytes as base64), enums (by value
    * name), and repeated fields of these. Keys are dot-separated lowercase words ([a-z0-9_] each) and
-   * must not use the namespaces of the semantic conventions that the runtime writes (`rpc.`,
-   * `error.`, `server.`, `network.`, `connect_otel.`). A field marked `debug_redact = true` can never
+   * must not use the namespaces that the runtime writes (`rpc.`, `error.`, `server.`, `network.`,
+   * `message.`, `connect_otel.`). A field marked `debug_redact = true` can never
    * be recorded: annotating one fails generation.
    *
    * @generated from field: string attribute = 1;
