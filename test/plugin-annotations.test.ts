@@ -326,12 +326,12 @@ describe("attribute extractors", () => {
         get: {
           ...base("LegacyService", "Get"),
           request: {
-            "app.legacy.name": "setFieldValue(m, \"name\")",
+            "app.legacy.name": 'setFieldValue(m, "name")',
             "app.legacy.id": "m.id",
-            "app.legacy.big": "setFieldValue(m, \"big\")",
-            "app.legacy.level": "enumValueName(Level$names, setFieldValue(m, \"level\"))",
+            "app.legacy.big": 'setFieldValue(m, "big")',
+            "app.legacy.level": 'enumValueName(Level$names, setFieldValue(m, "level"))',
             "app.legacy.nums": "m.nums",
-            "app.legacy.with_default": "setFieldValue(m, \"withDefault\")",
+            "app.legacy.with_default": 'setFieldValue(m, "withDefault")',
             "app.legacy.blob": "m.blob",
             "app.legacy.inner.serial": "m.inner?.serial",
           },
@@ -349,15 +349,15 @@ describe("attribute extractors", () => {
         put: {
           ...base("EditionService", "Put"),
           request: {
-            "app.edition.name": "setFieldValue(m, \"name\")",
+            "app.edition.name": 'setFieldValue(m, "name")',
             "app.edition.count": "m.count",
             "app.edition.serial": "m.serial",
-            "app.edition.shade": "enumValueName(Shade$names, setFieldValue(m, \"shade\"))",
+            "app.edition.shade": 'enumValueName(Shade$names, setFieldValue(m, "shade"))',
             "app.edition.expanded": "m.expanded",
-            "app.edition.inner.ok": "setFieldValue(m.inner, \"ok\")",
-            "app.edition.js": "setFieldValue(m, \"js\")",
+            "app.edition.inner.ok": 'setFieldValue(m.inner, "ok")',
+            "app.edition.js": 'setFieldValue(m, "js")',
           },
-          response: { "app.edition.inner.ok": "setFieldValue(m, \"ok\")" },
+          response: { "app.edition.inner.ok": 'setFieldValue(m, "ok")' },
         },
       },
     });
