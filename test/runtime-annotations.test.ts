@@ -39,7 +39,7 @@ import {
 import { statusName } from "./support/semconv.js";
 import type { TestServer, Wire } from "./support/servers.js";
 import { startServer, wires } from "./support/servers.js";
-import { createSpanRecorder, spanOf } from "./support/span-recorder.js";
+import { callSpans, createSpanRecorder, spanOf } from "./support/span-recorder.js";
 import { installTestTracing, isChildOf } from "./support/tracing.js";
 import { collect, errorOf, iterate, sizeOf, withParent } from "./support/user-calls.js";
 import { createUserImpl } from "./support/user-impl.js";
@@ -132,12 +132,7 @@ function expectNoLeak(spans: readonly ReadableSpan[], secrets: readonly string[]
   }
 }
 
-async function spansOf(name: string): Promise<{ client: ReadableSpan; server: ReadableSpan }> {
-  return {
-    client: await spanOf(recorder, name, SpanKind.CLIENT),
-    server: await spanOf(recorder, name, SpanKind.SERVER),
-  };
-}
+const spansOf = (name: string) => callSpans(recorder, name);
 
 type GetItemInit = MessageInitShape<typeof GetItemRequestSchema>;
 

@@ -8,7 +8,7 @@ import { UserService } from "../generated/user/v1/user_pb.js";
 import { currentOnlyKeys, legacyKeys, legacySystem, statusName, systemName } from "./support/semconv.js";
 import type { TestServer, Wire } from "./support/servers.js";
 import { startServer, wires } from "./support/servers.js";
-import { createSpanRecorder, spanOf } from "./support/span-recorder.js";
+import { callSpans, createSpanRecorder, spanOf } from "./support/span-recorder.js";
 import { installTestTracing } from "./support/tracing.js";
 import type { MethodCase } from "./support/user-calls.js";
 import { methodCasesFor } from "./support/user-calls.js";
@@ -33,12 +33,7 @@ function startTracedServer(wire: Wire, semconv?: SemconvMode): Promise<TestServe
   });
 }
 
-async function spansOf(mc: MethodCase): Promise<{ client: ReadableSpan; server: ReadableSpan }> {
-  return {
-    client: await spanOf(recorder, mc.spanName, SpanKind.CLIENT),
-    server: await spanOf(recorder, mc.spanName, SpanKind.SERVER),
-  };
-}
+const spansOf = (mc: MethodCase) => callSpans(recorder, mc.spanName);
 
 function expectNone(attributes: Attributes, keys: readonly string[]): void {
   for (const key of keys) expect(attributes, `unexpected attribute ${key}`).not.toHaveProperty([key]);

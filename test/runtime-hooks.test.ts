@@ -23,7 +23,7 @@ import type { TestServer, Wire } from "./support/servers.js";
 import { startServer, wires } from "./support/servers.js";
 import { aborted, createLatch, within } from "./support/signals.js";
 import type { SpanRecorder } from "./support/span-recorder.js";
-import { createSpanRecorder, spanOf } from "./support/span-recorder.js";
+import { callSpans, createSpanRecorder, spanOf } from "./support/span-recorder.js";
 import { installTestTracing } from "./support/tracing.js";
 import type { Exchange, MethodCase, UserClient } from "./support/user-calls.js";
 import { collect, errorOf, iterate, methodCasesFor } from "./support/user-calls.js";
@@ -294,12 +294,7 @@ describe.each(wires)("$name", (wire) => {
     createTracedUserServiceClient(to.transport(), { tracerProvider: provider, hooks: notingHooks("client") });
   const bareClient = () => createTracedUserServiceClient(bare.transport(), { tracerProvider: recorder.provider });
 
-  async function spansOf(name: string): Promise<Record<Side, ReadableSpan>> {
-    return {
-      client: await spanOf(recorder, name, SpanKind.CLIENT),
-      server: await spanOf(recorder, name, SpanKind.SERVER),
-    };
-  }
+  const spansOf = (name: string): Promise<Record<Side, ReadableSpan>> => callSpans(recorder, name);
 
   /** Every call of `side` was made with that side's span of the call, while it recorded. */
   function expectSpanOfCall(side: Side, span: ReadableSpan): void {

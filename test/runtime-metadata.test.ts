@@ -1,7 +1,6 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Attributes, AttributeValue } from "@opentelemetry/api";
-import { SpanKind } from "@opentelemetry/api";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace";
 import type { SemconvMode, TracedClientOptions, TracedServiceOptions } from "connect-otel";
 import { SENSITIVE_METADATA } from "connect-otel";
@@ -10,7 +9,7 @@ import { createTracedUserServiceClient, traceUserService } from "../generated/us
 import { UserService } from "../generated/user/v1/user_pb.js";
 import type { TestServer, Wire } from "./support/servers.js";
 import { startServer, wires } from "./support/servers.js";
-import { createSpanRecorder, spanOf } from "./support/span-recorder.js";
+import { callSpans, createSpanRecorder } from "./support/span-recorder.js";
 import { installTestTracing } from "./support/tracing.js";
 import type { MethodCase } from "./support/user-calls.js";
 import { errorOf, methodCasesFor } from "./support/user-calls.js";
@@ -99,12 +98,7 @@ const serverOptions = {
 } satisfies Record<string, TracedServiceOptions<typeof UserService>>;
 type ServerName = keyof typeof serverOptions;
 
-async function spansOf(mc: MethodCase): Promise<{ client: ReadableSpan; server: ReadableSpan }> {
-  return {
-    client: await spanOf(recorder, mc.spanName, SpanKind.CLIENT),
-    server: await spanOf(recorder, mc.spanName, SpanKind.SERVER),
-  };
-}
+const spansOf = (mc: MethodCase) => callSpans(recorder, mc.spanName);
 
 /** The metadata attributes (any generation) of `attributes`, sorted by key. */
 function metadataOf(attributes: Attributes): Record<string, AttributeValue | undefined> {

@@ -14,7 +14,7 @@ import { createTracedUserServiceClient, traceUserService } from "../generated/us
 import { UserService } from "../generated/user/v1/user_pb.js";
 import type { TestServer, Wire } from "./support/servers.js";
 import { startServer, wires } from "./support/servers.js";
-import { createSpanRecorder, spanOf } from "./support/span-recorder.js";
+import { callSpans, createSpanRecorder, spanOf } from "./support/span-recorder.js";
 import { installTestTracing, isChildOf, waitFor } from "./support/tracing.js";
 import type { MethodCase } from "./support/user-calls.js";
 import { methodCasesFor, withParent } from "./support/user-calls.js";
@@ -115,12 +115,7 @@ const serverOptions = {
 type ServerName = keyof typeof serverOptions;
 
 /** Client and server span of the call of `mc`. */
-async function spansOf(mc: MethodCase): Promise<{ client: ReadableSpan; server: ReadableSpan }> {
-  return {
-    client: await spanOf(recorder, mc.spanName, SpanKind.CLIENT),
-    server: await spanOf(recorder, mc.spanName, SpanKind.SERVER),
-  };
-}
+const spansOf = (mc: MethodCase) => callSpans(recorder, mc.spanName);
 
 /** Asserts that `server` is a new root span with exactly one link, to `client`'s span context. */
 function expectLinkedRoot(server: ReadableSpan, client: ReadableSpan): void {

@@ -1,4 +1,5 @@
 import type { Attributes, Context, Tracer } from "@opentelemetry/api";
+import { SpanKind } from "@opentelemetry/api";
 import type { ReadableSpan, Sampler, Span, SpanProcessor } from "@opentelemetry/sdk-trace";
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
 import { waitFor } from "./tracing.js";
@@ -130,6 +131,17 @@ export async function spanOf(
   const found = find();
   if (found.length !== 1) throw new Error(`expected one span ${name} of kind ${kind}, found ${found.length}`);
   return found[0] as ReadableSpan;
+}
+
+/** The CLIENT and the SERVER span of one call of the method `name` (see {@link spanOf}). */
+export async function callSpans(
+  recorder: SpanRecorder,
+  name: string,
+): Promise<{ client: ReadableSpan; server: ReadableSpan }> {
+  return {
+    client: await spanOf(recorder, name, SpanKind.CLIENT),
+    server: await spanOf(recorder, name, SpanKind.SERVER),
+  };
 }
 
 /** Duration of a finished span in milliseconds. */
