@@ -106,6 +106,8 @@ export class HandlerResponseStream<T> implements AsyncIterable<T>, AsyncIterator
 export class ClientResponseStream<T> implements AsyncIterable<T>, AsyncIterator<T> {
   private iterator: AsyncIterator<T> | undefined;
   private response: StreamResponse<DescMessage, DescMessage> | undefined;
+  /** True once the stream completed, failed or was returned: `next()` then answers done. */
+  private finished = false;
 
   constructor(
     private readonly pending: Promise<StreamResponse<DescMessage, DescMessage>>,
@@ -120,6 +122,8 @@ export class ClientResponseStream<T> implements AsyncIterable<T>, AsyncIterator<
   }
 
   async next(): Promise<IteratorResult<T>> {
+    // as a finished async generator (connect's own response stream) does: done, no more callbacks
+    if (this.finished) return { done: true, value: undefined as T };
     try {
       let it = this.iterator;
       if (it === undefined) {
@@ -132,6 +136,7 @@ export class ClientResponseStream<T> implements AsyncIterable<T>, AsyncIterator<
       }
       const result = await it.next();
       if (result.done === true) {
+        this.finished = true;
         this.call.succeed();
         this.options?.onTrailer?.((this.response as StreamResponse<DescMessage, DescMessage>).trailer);
       } else {
@@ -139,12 +144,14 @@ export class ClientResponseStream<T> implements AsyncIterable<T>, AsyncIterator<
       }
       return result;
     } catch (error) {
+      this.finished = true;
       this.call.fail(error, Code.Unknown);
       throw error;
     }
   }
 
   async return(value?: unknown): Promise<IteratorResult<T>> {
+    this.finished = true;
     this.call.fail(undefined, Code.Canceled);
     this.abandon.abort(new ConnectError("the consumer stopped reading the response stream", Code.Canceled));
     try {
