@@ -2,16 +2,16 @@ import { Code, createClient } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createTracedUserServiceClient, traceUserService } from "../generated/user/v1/user_otel.js";
 import { UserService } from "../generated/user/v1/user_pb.js";
-import type { CallControl, CallOutcome } from "./support/call-outcomes.js";
-import { observeCall } from "./support/call-outcomes.js";
-import type { HandlerView, Scenario } from "./support/scenario-service.js";
-import { createScenarioService, failureMessage, scenarioHeaders, viewsOf } from "./support/scenario-service.js";
+import type { CallOutcome } from "./support/call-outcomes.js";
+import type { ScenarioSide, Step } from "./support/scenario-runs.js";
+import { runStep } from "./support/scenario-runs.js";
+import type { HandlerView } from "./support/scenario-service.js";
+import { createScenarioService, failureMessage } from "./support/scenario-service.js";
 import type { TestServer, Wire } from "./support/servers.js";
 import { startServer, wires } from "./support/servers.js";
-import { within } from "./support/signals.js";
 import { createSpanRecorder } from "./support/span-recorder.js";
-import { installTestTracing, waitFor } from "./support/tracing.js";
-import type { MethodCase, UserClient } from "./support/user-calls.js";
+import { installTestTracing } from "./support/tracing.js";
+import type { MethodCase } from "./support/user-calls.js";
 import { methodCases } from "./support/user-calls.js";
 
 // Differential test: one scenario, run with connect's own clients and services and again with the
@@ -21,15 +21,6 @@ import { methodCases } from "./support/user-calls.js";
 
 installTestTracing();
 const recorder = createSpanRecorder();
-
-/** How the caller ends a call early: not at all, with a signal aborted before, or mid-call. */
-type Cancel = "none" | "before-call" | "mid-call";
-
-interface Step {
-  readonly title: string;
-  readonly scenario: Scenario;
-  readonly cancel: Cancel;
-}
 
 const codes = Array.from({ length: 16 }, (_, i) => (i + 1) as Code);
 
@@ -46,56 +37,6 @@ function stepsFor(mc: MethodCase): Step[] {
   steps.push({ title: "client aborts before the call", scenario: { kind: "hold" }, cancel: "before-call" });
   steps.push({ title: "client aborts mid-call", scenario: { kind: "hold" }, cancel: "mid-call" });
   return steps;
-}
-
-/** What the handler saw of a call: comparable parts of its {@link HandlerView}s. */
-type ServerOutcome = { method: string; requests: unknown[]; abortCode: Code | undefined }[];
-
-interface Side {
-  readonly server: TestServer;
-  readonly views: HandlerView[];
-  client(): UserClient;
-}
-
-/**
- * Runs `step` once on `side` and returns what the caller and (but for a cancel before the call,
- * where whether a handler starts depends on the transport's timing) the handler observed.
- */
-async function runStep(side: Side, mc: MethodCase, step: Step): Promise<{ call: CallOutcome; server?: ServerOutcome }> {
-  const headers = scenarioHeaders(step.scenario);
-  const own = () => viewsOf(side.views, headers);
-  const controller = new AbortController();
-  if (step.cancel === "before-call") controller.abort();
-  const control: CallControl = {
-    headers,
-    holdRequests: step.scenario.kind === "hold",
-    ...(step.cancel !== "none" ? { signal: controller.signal } : {}),
-    ...(step.cancel === "mid-call" && (mc.kind === "server_streaming" || mc.kind === "bidi_streaming")
-      ? { onReceived: () => controller.abort() }
-      : {}),
-  };
-  let progress: Promise<void> | undefined;
-  if (step.cancel === "mid-call" && (mc.kind === "unary" || mc.kind === "client_streaming")) {
-    // no response message arrives before the cancel: abort once the handler has the request
-    progress = (async () => {
-      try {
-        await waitFor(() => own().length > 0);
-        await within((own()[0] as HandlerView).progressed.opened, 2000, "handler progress");
-      } finally {
-        controller.abort();
-      }
-    })();
-    progress.catch(() => {}); // awaited below, after the call
-  }
-  const call = await observeCall(mc, side.client(), control);
-  await progress;
-  // every handler that started must finish (bounded)
-  const mine = own();
-  await within(Promise.all(mine.map((v) => v.finished.opened)), 2000, "handler end");
-  // forget finished handlers; a late one of an earlier call stays until it finishes
-  side.views.splice(0, side.views.length, ...side.views.filter((v) => !v.finished.isOpen));
-  if (step.cancel === "before-call") return { call };
-  return { call, server: mine.map((v) => ({ method: v.method, requests: v.requests, abortCode: v.abortCode })) };
 }
 
 /** Checks the plain run did what the step intends, so that equal outcomes are not equally empty. */
@@ -124,8 +65,8 @@ function expectIntended(wire: Wire, mc: MethodCase, step: Step, plain: CallOutco
 describe.each(wires)("$name", (wire) => {
   const plainViews: HandlerView[] = [];
   const tracedViews: HandlerView[] = [];
-  let plain: Side;
-  let traced: Side;
+  let plain: ScenarioSide & { server: TestServer };
+  let traced: ScenarioSide & { server: TestServer };
   beforeAll(async () => {
     const plainServer = await startServer(wire, (router) => {
       router.service(UserService, createScenarioService(plainViews));

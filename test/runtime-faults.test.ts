@@ -8,6 +8,8 @@ import { createTracedUserServiceClient, traceUserService } from "../generated/us
 import { UserService } from "../generated/user/v1/user_pb.js";
 import type { CallControl, CallOutcome } from "./support/call-outcomes.js";
 import { observeCall } from "./support/call-outcomes.js";
+import type { Step } from "./support/scenario-runs.js";
+import { runStep } from "./support/scenario-runs.js";
 import type { HandlerView, Scenario } from "./support/scenario-service.js";
 import { createScenarioService, scenarioHeaders, viewsOf } from "./support/scenario-service.js";
 import { serverErrorCodes, statusName } from "./support/semconv.js";
@@ -15,7 +17,7 @@ import type { ServerProcess } from "./support/server-process.js";
 import { startServerProcess } from "./support/server-process.js";
 import type { TestServer, Wire } from "./support/servers.js";
 import { startServer, wires } from "./support/servers.js";
-import { aborted, within } from "./support/signals.js";
+import { aborted } from "./support/signals.js";
 import { createSpanRecorder, spanOf } from "./support/span-recorder.js";
 import { installTestTracing, isChildOf, waitFor } from "./support/tracing.js";
 import { hideDeadline, serverOnlyDeadline, transportWith } from "./support/transports.js";
@@ -80,36 +82,6 @@ async function scenarioCall(
     holdRequests: scenario.kind === "hold",
     ...control,
   });
-  return callerCode(outcome);
-}
-
-/**
- * A call of the `hold` scenario (the handler exchanges one message, then waits for the signal)
- * that the caller aborts once the call is under way: after the first response message of a
- * response stream, or once the handler has the request.
- */
-async function abortMidCall(env: Env, mc: MethodCase): Promise<Code | 0> {
-  const controller = new AbortController();
-  const headers = scenarioHeaders({ kind: "hold" });
-  let progress: Promise<void> | undefined;
-  if (!responseStreams.includes(mc.kind)) {
-    progress = (async () => {
-      try {
-        await waitFor(() => viewsOf(env.views, headers).length > 0);
-        await within((viewsOf(env.views, headers)[0] as HandlerView).progressed.opened, 2000, "handler progress");
-      } finally {
-        controller.abort();
-      }
-    })();
-    progress.catch(() => {});
-  }
-  const outcome = await observeCall(mc, env.client(), {
-    headers,
-    holdRequests: true,
-    signal: controller.signal,
-    onReceived: () => controller.abort(),
-  });
-  await progress;
   return callerCode(outcome);
 }
 
@@ -201,7 +173,10 @@ const cases: readonly FaultCase[] = [
   {
     title: "client aborts mid-call",
     kinds: ["unary", "server_streaming", "client_streaming", "bidi_streaming"],
-    run: abortMidCall,
+    run: async (env, mc) => {
+      const step: Step = { title: "abort mid-call", scenario: { kind: "hold" }, cancel: "mid-call" };
+      return callerCode((await runStep(env, mc, step)).call);
+    },
     client: Code.Canceled,
     server: [Code.Canceled],
   },
