@@ -14,6 +14,7 @@ import { AlwaysOffSampler, BatchSpanProcessor, SimpleSpanProcessor, TracerProvid
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createTracedUserServiceClient, traceUserService } from "../generated/user/v1/user_otel.js";
 import { UserService } from "../generated/user/v1/user_pb.js";
+import { watchEscapes } from "./support/escapes.js";
 import type { ScenarioSide, Step, StepOutcome } from "./support/scenario-runs.js";
 import { runStep } from "./support/scenario-runs.js";
 import type { HandlerView } from "./support/scenario-service.js";
@@ -32,17 +33,7 @@ import { methodCasesFor } from "./support/user-calls.js";
 
 installTestTracing();
 
-/** Unhandled rejections and uncaught exceptions seen while this file runs (vitest reports them too). */
-const escaped: unknown[] = [];
-const onEscape = (reason: unknown) => escaped.push(reason);
-beforeAll(() => {
-  process.on("unhandledRejection", onEscape);
-  process.on("uncaughtException", onEscape);
-});
-afterAll(() => {
-  process.off("unhandledRejection", onEscape);
-  process.off("uncaughtException", onEscape);
-});
+const escapes = watchEscapes();
 
 /** Telemetry failures thrown in the current test: proof that the fault was met, not skipped. */
 let failures = 0;
@@ -278,7 +269,7 @@ describe.each(wires)("$name", (wire: Wire) => {
       failures = 0;
       await setup.recorder?.settle();
       setup.recorder?.reset();
-      expect(escaped.splice(0)).toEqual([]);
+      expect(escapes.take()).toEqual([]);
     });
 
     describe.each(methodCasesFor(wire))("$method", (mc) => {

@@ -1,5 +1,6 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { type Code, ConnectError, encodeBinaryHeader } from "@connectrpc/connect";
+import { context, propagation } from "@opentelemetry/api";
 import { UserResponseSchema, type UserService } from "../../generated/user/v1/user_pb.js";
 import type { Latch } from "./signals.js";
 import { aborted, createLatch } from "./signals.js";
@@ -57,6 +58,8 @@ export interface HandlerView {
   readonly callId: string | null;
   /** The method's local name, `fetchUser`. */
   readonly method: string;
+  /** Baggage entries active when the handler started, `[key, value]` pairs; empty without baggage. */
+  readonly baggage: [string, string][];
   /** Request messages the handler read, in order. */
   readonly requests: unknown[];
   /** Opens once the first message was exchanged (see `hold`) or the handler started (unary). */
@@ -121,6 +124,7 @@ export function createScenarioService(views: HandlerView[]): ServiceImpl<typeof 
     const view: HandlerView = {
       callId: ctx.requestHeader.get(CALL_ID_HEADER),
       method,
+      baggage: (propagation.getBaggage(context.active())?.getAllEntries() ?? []).map(([k, e]) => [k, e.value]),
       requests: [],
       progressed: createLatch(),
       finished: createLatch(),
