@@ -16,8 +16,11 @@ import { methodCases } from "./support/user-calls.js";
 
 // Differential test: one scenario, run with connect's own clients and services and again with the
 // generated traced ones, must give the caller the same messages, errors (code, message, metadata,
-// details), response headers and trailers — and the handler the same requests and abort reason.
-// Only the `date` header is ignored (see volatileHeaders in support/call-outcomes.ts).
+// details), response headers and trailers (each onHeader/onTrailer call, and what a response
+// stream answers to one more next() after its end) — and the handler the same requests and abort
+// reason. Only the `date` header is ignored (see volatileHeaders in support/call-outcomes.ts).
+// Not compared: a consumer breaking out of a response stream, where the traced client closes the
+// stream on purpose and connect's leaves it open (runtime-faults covers that case).
 
 installTestTracing();
 const recorder = createSpanRecorder();
