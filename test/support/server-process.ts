@@ -27,7 +27,8 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 export async function startServerProcess(wire: Wire, timeoutMs = 15_000): Promise<ServerProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", main, JSON.stringify(wire)], {
     cwd: root,
-    stdio: ["ignore", "pipe", "inherit"],
+    // the child exits when this pipe closes, which it does when this process ends
+    stdio: ["pipe", "pipe", "inherit"],
   });
   const exited = once(child, "exit");
   try {
