@@ -37,6 +37,16 @@ function stepsFor(mc: MethodCase): Step[] {
       steps.push({ title: `handler throws ${name} ${when}`, scenario: { kind: "fail", code, when }, cancel: "none" });
     }
   }
+  if (mc.kind === "server_streaming" || mc.kind === "bidi_streaming") {
+    // five next() calls at once: an async iterator queues them
+    steps.push({ title: "success, read five ahead", scenario: { kind: "ok" }, cancel: "none", readAhead: 5 });
+    steps.push({
+      title: "handler throws code 5 (NotFound) after-first, read five ahead",
+      scenario: { kind: "fail", code: Code.NotFound, when: "after-first" },
+      cancel: "none",
+      readAhead: 5,
+    });
+  }
   steps.push({ title: "client aborts before the call", scenario: { kind: "hold" }, cancel: "before-call" });
   steps.push({ title: "client aborts mid-call", scenario: { kind: "hold" }, cancel: "mid-call" });
   return steps;

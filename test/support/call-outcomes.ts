@@ -65,7 +65,16 @@ export interface CallOutcome {
    * For response streams: what one more `next()` after the stream ended or failed gave — the
    * iterator protocol says a finished iterator keeps answering done.
    */
-  readonly afterEnd?: { readonly done?: boolean; readonly value?: unknown; readonly error?: ErrorOutcome };
+  readonly afterEnd?: StepResult;
+  /** For {@link CallControl.readAhead}: what each of the simultaneous `next()` calls gave (messages are in `received` too). */
+  readonly readAhead?: StepResult[];
+}
+
+/** What one `next()` of a response stream gave. */
+export interface StepResult {
+  readonly done?: boolean;
+  readonly value?: unknown;
+  readonly error?: ErrorOutcome;
 }
 
 /** How to make a call besides the method: request headers, signal, deadline, and when to abort. */
@@ -80,6 +89,11 @@ export interface CallControl {
    * stream open until the call ends (as a client that is still writing).
    */
   readonly holdRequests?: boolean;
+  /**
+   * For response streams: start by calling `next()` this many times at once, without awaiting
+   * (legal for async iterators, which queue the calls), then read on one by one.
+   */
+  readonly readAhead?: number;
 }
 
 const createInits = [
@@ -120,12 +134,13 @@ export async function observeCall(mc: MethodCase, client: UserClient, control: C
   const hold = new AbortController();
   const requests = <T>(inits: readonly T[]): AsyncIterable<T> =>
     control.holdRequests === true ? firstThenHold(inits[0] as T, hold.signal) : iterate(inits);
-  const outcome = (error?: unknown, afterEnd?: CallOutcome["afterEnd"]): CallOutcome => ({
+  const outcome = (error?: unknown, afterEnd?: StepResult, readAhead?: StepResult[]): CallOutcome => ({
     received,
     ...(error !== undefined ? { error: errorOutcome(error) } : {}),
     headers,
     trailers,
     ...(afterEnd !== undefined ? { afterEnd } : {}),
+    ...(readAhead !== undefined ? { readAhead } : {}),
   });
   try {
     switch (mc.kind) {
@@ -151,24 +166,38 @@ async function readStream(
   stream: AsyncIterable<unknown>,
   received: unknown[],
   control: CallControl,
-  outcome: (error?: unknown, afterEnd?: CallOutcome["afterEnd"]) => CallOutcome,
+  outcome: (error?: unknown, afterEnd?: StepResult, readAhead?: StepResult[]) => CallOutcome,
 ): Promise<CallOutcome> {
   const it = stream[Symbol.asyncIterator]();
   let failure: unknown;
-  try {
-    for (let r = await it.next(); r.done !== true; r = await it.next()) {
-      received.push(r.value);
-      control.onReceived?.(received.length);
-    }
-  } catch (error) {
-    failure = error;
+  let readAhead: StepResult[] | undefined;
+  if (control.readAhead !== undefined) {
+    const settled = await Promise.allSettled(Array.from({ length: control.readAhead }, () => it.next()));
+    readAhead = settled.map((r) => {
+      if (r.status === "rejected") {
+        failure ??= r.reason;
+        return { error: errorOutcome(r.reason) };
+      }
+      if (r.value.done !== true) received.push(r.value.value);
+      return { done: r.value.done === true, value: r.value.value };
+    });
   }
-  let afterEnd: CallOutcome["afterEnd"];
+  if (failure === undefined) {
+    try {
+      for (let r = await it.next(); r.done !== true; r = await it.next()) {
+        received.push(r.value);
+        control.onReceived?.(received.length);
+      }
+    } catch (error) {
+      failure = error;
+    }
+  }
+  let afterEnd: StepResult;
   try {
     const r = await it.next();
     afterEnd = { done: r.done === true, value: r.value };
   } catch (error) {
     afterEnd = { error: errorOutcome(error) };
   }
-  return outcome(failure, afterEnd);
+  return outcome(failure, afterEnd, readAhead);
 }

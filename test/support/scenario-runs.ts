@@ -15,6 +15,8 @@ export interface Step {
   readonly title: string;
   readonly scenario: Scenario;
   readonly cancel: Cancel;
+  /** Response streams only: see {@link CallControl.readAhead}. */
+  readonly readAhead?: number;
 }
 
 /** A server of the scenario service (`createScenarioService(views)`) and how to make a client of it. */
@@ -49,6 +51,7 @@ export async function runStep(side: ScenarioSide, mc: MethodCase, step: Step): P
   const control: CallControl = {
     headers,
     holdRequests: step.scenario.kind === "hold",
+    ...(step.readAhead !== undefined ? { readAhead: step.readAhead } : {}),
     ...(step.cancel !== "none" ? { signal: controller.signal } : {}),
     ...(step.cancel === "mid-call" && responseStream ? { onReceived: () => controller.abort() } : {}),
   };
