@@ -106,6 +106,11 @@ export class HandlerResponseStream<T> implements AsyncIterable<T>, AsyncIterator
 export class ClientResponseStream<T> implements AsyncIterable<T>, AsyncIterator<T> {
   private iterator: AsyncIterator<T> | undefined;
   private response: StreamResponse<DescMessage, DescMessage> | undefined;
+  /** True once the stream completed, failed or was returned: `next()` then answers done. */
+  private finished = false;
+  /** The last `next()` step: the next one starts when it settled, as a generator's steps do. */
+  private lastStep: Promise<IteratorResult<T>> | undefined;
+  private readonly runStep = () => this.step();
 
   constructor(
     private readonly pending: Promise<StreamResponse<DescMessage, DescMessage>>,
@@ -119,7 +124,21 @@ export class ClientResponseStream<T> implements AsyncIterable<T>, AsyncIterator<
     return this;
   }
 
-  async next(): Promise<IteratorResult<T>> {
+  /**
+   * The next message. Calls made before the previous one settled wait for it, as an async
+   * generator queues them (connect's own response stream is one): `onHeader` and `onTrailer`
+   * run once however the stream is read.
+   */
+  next(): Promise<IteratorResult<T>> {
+    const prior = this.lastStep;
+    const step = prior === undefined ? this.step() : prior.then(this.runStep, this.runStep);
+    this.lastStep = step;
+    return step;
+  }
+
+  private async step(): Promise<IteratorResult<T>> {
+    // as a finished async generator (connect's own response stream) does: done, no more callbacks
+    if (this.finished) return { done: true, value: undefined as T };
     try {
       let it = this.iterator;
       if (it === undefined) {
@@ -133,6 +152,7 @@ export class ClientResponseStream<T> implements AsyncIterable<T>, AsyncIterator<
       }
       const result = await it.next();
       if (result.done === true) {
+        this.finished = true;
         this.call.succeed();
         this.options?.onTrailer?.((this.response as StreamResponse<DescMessage, DescMessage>).trailer);
       } else {
@@ -140,12 +160,14 @@ export class ClientResponseStream<T> implements AsyncIterable<T>, AsyncIterator<
       }
       return result;
     } catch (error) {
+      this.finished = true;
       this.call.fail(error, Code.Unknown);
       throw error;
     }
   }
 
   async return(value?: unknown): Promise<IteratorResult<T>> {
+    this.finished = true;
     this.call.fail(undefined, Code.Canceled);
     this.abandon.abort(new ConnectError("the consumer stopped reading the response stream", Code.Canceled));
     try {

@@ -47,8 +47,12 @@ interface Audit {
   onEndCalls: number;
 }
 
-/** Creates a {@link SpanRecorder}; `sampler` defaults to the SDK default (parent-based always-on). */
-export function createSpanRecorder(options?: { sampler?: Sampler }): SpanRecorder {
+/**
+ * Creates a {@link SpanRecorder}; `sampler` defaults to the SDK default (parent-based always-on).
+ * `processors` run after the recorder's own (auditing, then exporting to memory), so a processor
+ * that throws there cannot hide a span from the audit.
+ */
+export function createSpanRecorder(options?: { sampler?: Sampler; processors?: SpanProcessor[] }): SpanRecorder {
   const exporter = new InMemorySpanExporter();
   const audits = new Map<string, Audit>();
   const auditor: SpanProcessor = {
@@ -70,7 +74,7 @@ export function createSpanRecorder(options?: { sampler?: Sampler }): SpanRecorde
   };
   const provider = new TracerProvider({
     ...(options?.sampler ? { sampler: options.sampler } : {}),
-    spanProcessors: [auditor, new SimpleSpanProcessor({ exporter })],
+    spanProcessors: [auditor, new SimpleSpanProcessor({ exporter }), ...(options?.processors ?? [])],
   });
   const auditOf = (span: ReadableSpan): Audit => {
     const audit = audits.get(span.spanContext().spanId);

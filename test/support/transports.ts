@@ -24,3 +24,16 @@ export const hideDeadline: Interceptor = (next) => (req) => {
   req.header.delete("connect-timeout-ms");
   return next(req);
 };
+
+/**
+ * Sends the deadline header of `protocol` (`grpc-timeout` for gRPC and gRPC-web, `connect-timeout-ms`
+ * for Connect) for `timeoutMs` milliseconds although the call has no `timeoutMs`: only the server
+ * knows the deadline and enforces it.
+ */
+export function serverOnlyDeadline(protocol: Wire["protocol"], timeoutMs: number): Interceptor {
+  return (next) => (req) => {
+    if (protocol === "connect") req.header.set("connect-timeout-ms", String(timeoutMs));
+    else req.header.set("grpc-timeout", `${timeoutMs}m`);
+    return next(req);
+  };
+}
