@@ -25,18 +25,34 @@ export function generate(schema: Schema, target: Target): void {
 function printService(f: GeneratedFile, service: DescService, target: Target): void {
   const names = serviceNames(service);
   const desc = f.importSchema(service, target === "dts");
-  const sig = target === "js" ? { client: "(transport, options)", server: "(impl, options)" } : signatures(f, desc);
+  const p = parameterNames(f, service);
+  const sig =
+    target === "js"
+      ? { client: ["(", p.transport, ", ", p.options, ")"], server: ["(", p.impl, ", ", p.options, ")"] }
+      : signatures(f, desc, p);
   if (target !== "dts") printMethodTable(f, service, target === "ts" ? desc : undefined);
-  const body = (runtimeFn: string, arg: string): Printable[] =>
+  const body = (runtimeFn: string, arg: Printable): Printable[] =>
     target === "dts"
       ? [";"]
-      : [" {\n  return ", f.import(runtimeFn, RUNTIME_MODULE), "(", desc, ", ", names.table, `, ${arg}, options);\n}`];
+      : [
+          " {\n  return ",
+          f.import(runtimeFn, RUNTIME_MODULE),
+          "(",
+          desc,
+          ", ",
+          names.table,
+          ", ",
+          arg,
+          ", ",
+          p.options,
+          ");\n}",
+        ];
   const declaration = target === "dts" ? "declare function" : "function";
   f.print(f.jsDoc(clientDoc(service)));
-  f.print(f.export(declaration, names.client), sig.client, ...body("createTracedClient", "transport"));
+  f.print(f.export(declaration, names.client), sig.client, ...body("createTracedClient", p.transport));
   f.print();
   f.print(f.jsDoc(serverDoc(service)));
-  f.print(f.export(declaration, names.server), sig.server, ...body("traceService", "impl"));
+  f.print(f.export(declaration, names.server), sig.server, ...body("traceService", p.impl));
   f.print();
 }
 
@@ -64,15 +80,19 @@ function printMethodTable(f: GeneratedFile, service: DescService, desc: ImportSy
 }
 
 /** Typed parameter lists and return types of the client factory and the service wrapper. */
-function signatures(f: GeneratedFile, desc: ImportSymbol): { client: Printable; server: Printable } {
+function signatures(f: GeneratedFile, desc: ImportSymbol, p: ParameterNames): { client: Printable; server: Printable } {
   const connect = (name: string) => f.import(name, "@connectrpc/connect", true);
   const runtime = (name: string) => f.import(name, RUNTIME_MODULE, true);
   const impl = [connect("ServiceImpl"), "<typeof ", desc, ">"];
   return {
     client: [
-      "(transport: ",
+      "(",
+      p.transport,
+      ": ",
       connect("Transport"),
-      ", options?: ",
+      ", ",
+      p.options,
+      "?: ",
       runtime("TracedClientOptions"),
       "): ",
       connect("Client"),
@@ -80,8 +100,27 @@ function signatures(f: GeneratedFile, desc: ImportSymbol): { client: Printable; 
       desc,
       ">",
     ],
-    server: ["(impl: Partial<", impl, ">, options?: ", runtime("TracedServiceOptions"), "): ", impl],
+    server: ["(", p.impl, ": Partial<", impl, ">, ", p.options, "?: ", runtime("TracedServiceOptions"), "): ", impl],
   };
+}
+
+/** The factories' parameter names, as symbols of the generated file itself. */
+interface ParameterNames {
+  readonly transport: ImportSymbol;
+  readonly impl: ImportSymbol;
+  readonly options: ImportSymbol;
+}
+
+/**
+ * `transport`, `impl` and `options` as symbols declared in the generated file itself (an import
+ * symbol whose path is the file's own import path is never imported). protoplugin counts them as
+ * taken, so it imports a service descriptor of the same name (`service transport {}`) under an
+ * alias (`transport$1`) instead of letting the parameter shadow it inside the factory.
+ */
+function parameterNames(f: GeneratedFile, service: DescService): ParameterNames {
+  // protoplugin's import path of `<name>_otel.{ts,js,d.ts}`: `./<name>_otel.js`
+  const self = `./${service.file.name}_otel.js`;
+  return { transport: f.import("transport", self), impl: f.import("impl", self), options: f.import("options", self) };
 }
 
 /** An object literal key: bare when it is an identifier, quoted otherwise. */
