@@ -123,8 +123,13 @@ function parameterNames(f: GeneratedFile, service: DescService): ParameterNames 
   return { transport: f.import("transport", self), impl: f.import("impl", self), options: f.import("options", self) };
 }
 
-/** An object literal key: bare when it is an identifier, quoted otherwise. */
+/**
+ * An object literal key: bare when it is an identifier, quoted otherwise. `__proto__` is computed
+ * (`["__proto__"]`): bare or quoted, it sets the object's prototype instead of defining a property
+ * (ECMA-262, PropertyDefinitionEvaluation, `__proto__` property names in object initializers).
+ */
 function propertyKey(name: string): string {
+  if (name === "__proto__") return `[${JSON.stringify(name)}]`;
   return /^[A-Za-z_$][\w$]*$/.test(name) ? name : JSON.stringify(name);
 }
 
