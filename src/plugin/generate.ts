@@ -1,6 +1,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { GeneratedFile, ImportSymbol, Printable, Schema, Target } from "@bufbuild/protoplugin";
 import { getComments } from "@bufbuild/protoplugin";
+import { assertUniqueLocalNames } from "./local-names.js";
 import { methodFacts, serviceNames } from "./method-facts.js";
 import { RUNTIME_MODULE } from "./runtime-module.js";
 
@@ -8,10 +9,13 @@ import { RUNTIME_MODULE } from "./runtime-module.js";
  * Writes one `<name>_otel.<ext>` per proto file that declares services, beside protoc-gen-es's
  * `<name>_pb.<ext>`; files without services get nothing. `target` selects TypeScript, JavaScript
  * or declarations; protoplugin applies `import_extension` and `js_import_style` to the imports.
+ *
+ * @throws Error if two methods of a service share a local name (see `assertUniqueLocalNames`).
  */
 export function generate(schema: Schema, target: Target): void {
   for (const file of schema.files) {
     if (file.services.length === 0) continue;
+    assertUniqueLocalNames(file);
     const f = schema.generateFile(`${file.name}_otel.${target === "dts" ? "d.ts" : target}`);
     f.preamble(file);
     for (const service of file.services) printService(f, service, target);
