@@ -14,11 +14,11 @@ export interface GeneratedService {
   readonly pbExport: string;
   /** `createTraced<Service>Client` of `<file>_otel`. */
   readonly createClient: (transport: Transport, options?: TracedClientOptions) => Client<DescService>;
-  /** `trace<Service>` of `<file>_otel`. */
-  readonly traceImpl: (
-    impl: Partial<ServiceImpl<DescService>>,
-    options?: TracedServiceOptions,
-  ) => ServiceImpl<DescService>;
+  /**
+   * `trace<Service>` of `<file>_otel`, typed for implementations written without the generated
+   * types (any object of handlers by local name).
+   */
+  readonly traceImpl: (impl: object, options?: TracedServiceOptions) => ServiceImpl<DescService>;
 }
 
 /**
