@@ -15,6 +15,7 @@ import {
   writeTree,
 } from "./support/plugin-harness.js";
 import { writeFixtureModule } from "./support/proto-fixtures.js";
+import { typecheck } from "./support/typecheck.js";
 
 /**
  * The output of protoc-gen-es + protoc-gen-connect-otel (the built bin, through `buf generate`)
@@ -209,65 +210,6 @@ describe.each(matrix)("generated code for $title", (c) => {
     });
   }
 });
-
-/**
- * Compiles every TypeScript file below `dir` (generated sources or declarations, and the consumer)
- * and returns the formatted diagnostics of those files plus global and option diagnostics.
- * `skipLibCheck` is off so generated `.d.ts` files are checked; only files below `dir` are asked
- * for their diagnostics, so third-party declarations do not count.
- */
-function typecheck(dir: string, module: Case["module"], expectedRoots: number): string[] {
-  const moduleOptions =
-    module === "nodenext"
-      ? { module: "nodenext", moduleResolution: "nodenext" }
-      : { module: "preserve", moduleResolution: "bundler" };
-  const parsed = ts.parseJsonConfigFileContent(
-    {
-      compilerOptions: {
-        ...moduleOptions,
-        target: "es2022",
-        lib: ["es2023", "dom", "dom.iterable"],
-        types: ["node"],
-        strict: true,
-        noImplicitAny: true,
-        noUncheckedIndexedAccess: true,
-        exactOptionalPropertyTypes: true,
-        noImplicitReturns: true,
-        noFallthroughCasesInSwitch: true,
-        verbatimModuleSyntax: true,
-        isolatedModules: true,
-        skipLibCheck: false,
-        noEmit: true,
-        typeRoots: [path.join(repoRoot, "node_modules", "@types")],
-        paths: { "connect-otel": [path.join(repoRoot, "dist", "index.d.ts")] },
-      },
-      include: ["**/*.ts", "**/*.cts", "**/*.mts"],
-      exclude: ["node_modules"],
-    },
-    ts.sys,
-    dir,
-  );
-  if (parsed.errors.length > 0) return parsed.errors.map(format);
-  const rootNames = parsed.fileNames;
-  if (rootNames.length !== expectedRoots) {
-    return [`expected ${expectedRoots} root files, tsconfig found: ${rootNames.join(", ")}`];
-  }
-  const program = ts.createProgram({ rootNames, options: parsed.options });
-  const own = program.getSourceFiles().filter((sf) => !path.relative(dir, sf.fileName).startsWith(".."));
-  const diagnostics = [
-    ...program.getOptionsDiagnostics(),
-    ...program.getGlobalDiagnostics(),
-    ...own.flatMap((sf) => [...program.getSyntacticDiagnostics(sf), ...program.getSemanticDiagnostics(sf)]),
-  ];
-  return diagnostics.map(format);
-}
-
-function format(d: ts.Diagnostic): string {
-  const text = ts.flattenDiagnosticMessageText(d.messageText, "\n");
-  if (d.file === undefined || d.start === undefined) return `TS${d.code}: ${text}`;
-  const { line, character } = d.file.getLineAndCharacterOfPosition(d.start);
-  return `${d.file.fileName}:${line + 1}:${character + 1} TS${d.code}: ${text}`;
-}
 
 /** The names a declaration file exports, sorted, as the type checker sees them. */
 function declaredExports(dts: string): string[] {

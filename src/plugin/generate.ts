@@ -5,6 +5,7 @@ import { grpcNames } from "../runtime/grpc-status-names.js";
 import { readAnnotations } from "./annotations.js";
 import type { ExtractorPrinter } from "./extractor-code.js";
 import { createExtractorPrinter } from "./extractor-code.js";
+import { assertUniqueLocalNames } from "./local-names.js";
 import type { PrintedFacts } from "./method-facts.js";
 import { methodFacts, serviceNames } from "./method-facts.js";
 import { checkFieldAnnotations } from "./recorded-fields.js";
@@ -14,12 +15,15 @@ import { RUNTIME_MODULE } from "./runtime-module.js";
  * Writes one `<name>_otel.<ext>` per proto file that declares services, beside protoc-gen-es's
  * `<name>_pb.<ext>`; files without services get nothing. `target` selects TypeScript, JavaScript
  * or declarations; protoplugin applies `import_extension` and `js_import_style` to the imports.
+ *
+ * @throws Error if two methods of a service share a local name (see `assertUniqueLocalNames`).
  */
 export function generate(schema: Schema, target: Target): void {
   const annotations = readAnnotations(schema.allFiles);
   for (const file of schema.files) {
     checkFieldAnnotations(file, annotations);
     if (file.services.length === 0) continue;
+    assertUniqueLocalNames(file);
     const services = file.services.map((service) => ({
       service,
       facts: service.methods.map((method) => methodFacts(method, annotations)),
@@ -43,18 +47,34 @@ export function generate(schema: Schema, target: Target): void {
 function printService(f: GeneratedFile, service: DescService, target: Target, table: Printable[] | undefined): void {
   const names = serviceNames(service);
   const desc = f.importSchema(service, target === "dts");
-  const sig = target === "js" ? { client: "(transport, options)", server: "(impl, options)" } : signatures(f, desc);
+  const p = parameterNames(f, service);
+  const sig =
+    target === "js"
+      ? { client: ["(", p.transport, ", ", p.options, ")"], server: ["(", p.impl, ", ", p.options, ")"] }
+      : signatures(f, desc, p);
   if (table !== undefined) printMethodTable(f, service, target === "ts" ? desc : undefined, table);
-  const body = (runtimeFn: string, arg: string): Printable[] =>
+  const body = (runtimeFn: string, arg: Printable): Printable[] =>
     target === "dts"
       ? [";"]
-      : [" {\n  return ", f.import(runtimeFn, RUNTIME_MODULE), "(", desc, ", ", names.table, `, ${arg}, options);\n}`];
+      : [
+          " {\n  return ",
+          f.import(runtimeFn, RUNTIME_MODULE),
+          "(",
+          desc,
+          ", ",
+          names.table,
+          ", ",
+          arg,
+          ", ",
+          p.options,
+          ");\n}",
+        ];
   const declaration = target === "dts" ? "declare function" : "function";
   f.print(f.jsDoc(clientDoc(service)));
-  f.print(f.export(declaration, names.client), sig.client, ...body("createTracedClient", "transport"));
+  f.print(f.export(declaration, names.client), sig.client, ...body("createTracedClient", p.transport));
   f.print();
   f.print(f.jsDoc(serverDoc(service)));
-  f.print(f.export(declaration, names.server), sig.server, ...body("traceService", "impl"));
+  f.print(f.export(declaration, names.server), sig.server, ...body("traceService", p.impl));
   f.print();
 }
 
@@ -115,15 +135,19 @@ function grpcCodeName(code: number): string {
 }
 
 /** Typed parameter lists and return types of the client factory and the service wrapper. */
-function signatures(f: GeneratedFile, desc: ImportSymbol): { client: Printable; server: Printable } {
+function signatures(f: GeneratedFile, desc: ImportSymbol, p: ParameterNames): { client: Printable; server: Printable } {
   const connect = (name: string) => f.import(name, "@connectrpc/connect", true);
   const runtime = (name: string) => f.import(name, RUNTIME_MODULE, true);
   const impl = [connect("ServiceImpl"), "<typeof ", desc, ">"];
   return {
     client: [
-      "(transport: ",
+      "(",
+      p.transport,
+      ": ",
       connect("Transport"),
-      ", options?: ",
+      ", ",
+      p.options,
+      "?: ",
       runtime("TracedClientOptions"),
       "<typeof ",
       desc,
@@ -133,12 +157,49 @@ function signatures(f: GeneratedFile, desc: ImportSymbol): { client: Printable; 
       desc,
       ">",
     ],
-    server: ["(impl: Partial<", impl, ">, options?: ", runtime("TracedServiceOptions"), "<typeof ", desc, ">): ", impl],
+    server: [
+      "(",
+      p.impl,
+      ": Partial<",
+      impl,
+      ">, ",
+      p.options,
+      "?: ",
+      runtime("TracedServiceOptions"),
+      "<typeof ",
+      desc,
+      ">): ",
+      impl,
+    ],
   };
 }
 
-/** An object literal key: bare when it is an identifier, quoted otherwise. */
+/** The factories' parameter names, as symbols of the generated file itself. */
+interface ParameterNames {
+  readonly transport: ImportSymbol;
+  readonly impl: ImportSymbol;
+  readonly options: ImportSymbol;
+}
+
+/**
+ * `transport`, `impl` and `options` as symbols declared in the generated file itself (an import
+ * symbol whose path is the file's own import path is never imported). protoplugin counts them as
+ * taken, so it imports a service descriptor of the same name (`service transport {}`) under an
+ * alias (`transport$1`) instead of letting the parameter shadow it inside the factory.
+ */
+function parameterNames(f: GeneratedFile, service: DescService): ParameterNames {
+  // protoplugin's import path of `<name>_otel.{ts,js,d.ts}`: `./<name>_otel.js`
+  const self = `./${service.file.name}_otel.js`;
+  return { transport: f.import("transport", self), impl: f.import("impl", self), options: f.import("options", self) };
+}
+
+/**
+ * An object literal key: bare when it is an identifier, quoted otherwise. `__proto__` is computed
+ * (`["__proto__"]`): bare or quoted, it sets the object's prototype instead of defining a property
+ * (ECMA-262, PropertyDefinitionEvaluation, `__proto__` property names in object initializers).
+ */
 function propertyKey(name: string): string {
+  if (name === "__proto__") return `[${JSON.stringify(name)}]`;
   return /^[A-Za-z_$][\w$]*$/.test(name) ? name : JSON.stringify(name);
 }
 

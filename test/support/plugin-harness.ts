@@ -165,6 +165,11 @@ export interface TemplatePlugin {
   readonly local: string | readonly string[];
   readonly out: string;
   readonly opt: readonly string[];
+  /**
+   * buf's invocation strategy: `directory` (the default) starts the plugin once per proto
+   * directory, `all` once for all files, which is much faster for inputs of many directories.
+   */
+  readonly strategy?: "directory" | "all";
 }
 
 /** A buf.gen.yaml v2 template (JSON is YAML) with these plugins and no inputs (pass them to buf). */
@@ -173,12 +178,17 @@ export function bufGenTemplate(plugins: readonly TemplatePlugin[], clean = false
 }
 
 /**
- * Both plugins, as buf.gen.yaml runs them, with the same options and output directory:
- * protoc-gen-es from the repository and protoc-gen-connect-otel from dist/.
+ * Both plugins, as buf.gen.yaml runs them, with the same options, output directory and
+ * invocation strategy: protoc-gen-es from the repository and protoc-gen-connect-otel from dist/.
  */
-export function esAndOtelPlugins(out: string, opt: readonly string[]): TemplatePlugin[] {
+export function esAndOtelPlugins(
+  out: string,
+  opt: readonly string[],
+  strategy?: TemplatePlugin["strategy"],
+): TemplatePlugin[] {
+  const how = strategy === undefined ? {} : { strategy };
   return [
-    { local: protocGenEsBin, out, opt },
-    { local: ["node", pluginBin], out, opt },
+    { local: protocGenEsBin, out, opt, ...how },
+    { local: ["node", pluginBin], out, opt, ...how },
   ];
 }
