@@ -11,7 +11,7 @@ import type { RawHeaders } from "./support/raw-requests.js";
 import { postConnectJson } from "./support/raw-requests.js";
 import type { HandlerView } from "./support/scenario-service.js";
 import { createScenarioService, scenarioHeaders, viewsOf } from "./support/scenario-service.js";
-import type { TestServer } from "./support/servers.js";
+import type { TestServer, Wire } from "./support/servers.js";
 import { startServer, wires } from "./support/servers.js";
 import { createSpanRecorder, spanOf } from "./support/span-recorder.js";
 import { installTestTracing, isChildOf } from "./support/tracing.js";
@@ -285,15 +285,22 @@ function expectHandlerView(views: readonly HandlerView[], hostile: HostileCase):
   }
 }
 
-describe.each(wires)("$name", (wire) => {
+/**
+ * A plain and a traced UserService server of the scenario service on `wire`, started before the
+ * enclosing describe block's tests and closed after them, with what the traced handlers saw. Each
+ * test starts with no spans, and ends with its spans settled and no escaped error.
+ */
+function plainAndTracedServers(wire: Wire) {
   const tracedViews: HandlerView[] = [];
-  let plainServer: TestServer;
-  let tracedServer: TestServer;
-  /** Outcome of the standard call without hostile headers, per method. */
-  const baselines = new Map<string, CallOutcome>();
+  let plain: TestServer | undefined;
+  let traced: TestServer | undefined;
+  const started = (server: TestServer | undefined): TestServer => {
+    if (server === undefined) throw new Error("servers not started");
+    return server;
+  };
   beforeAll(async () => {
-    plainServer = await startServer(wire, (router) => router.service(UserService, createScenarioService([])));
-    tracedServer = await startServer(wire, (router) => {
+    plain = await startServer(wire, (router) => router.service(UserService, createScenarioService([])));
+    traced = await startServer(wire, (router) => {
       router.service(
         UserService,
         traceUserService(createScenarioService(tracedViews), { tracerProvider: recorder.provider }),
@@ -301,8 +308,8 @@ describe.each(wires)("$name", (wire) => {
     });
   });
   afterAll(async () => {
-    await plainServer.close();
-    await tracedServer.close();
+    await plain?.close();
+    await traced?.close();
   });
   beforeEach(() => recorder.reset());
   afterEach(async () => {
@@ -310,11 +317,18 @@ describe.each(wires)("$name", (wire) => {
     tracedViews.length = 0;
     expect(escapes.take()).toEqual([]);
   });
+  return { tracedViews, plainServer: () => started(plain), tracedServer: () => started(traced) };
+}
+
+describe.each(wires)("$name", (wire) => {
+  const { tracedViews, plainServer, tracedServer } = plainAndTracedServers(wire);
+  /** Outcome of the standard call without hostile headers, per method. */
+  const baselines = new Map<string, CallOutcome>();
 
   async function baseline(mc: MethodCase): Promise<CallOutcome> {
     let outcome = baselines.get(mc.method);
     if (outcome === undefined) {
-      outcome = await observeCall(mc, createClient(UserService, plainServer.transport()));
+      outcome = await observeCall(mc, createClient(UserService, plainServer().transport()));
       baselines.set(mc.method, outcome);
     }
     return outcome;
@@ -323,13 +337,13 @@ describe.each(wires)("$name", (wire) => {
   describe.each(methodCasesFor(wire))("$method", (mc) => {
     it.each(cases)("$title: same outcome as untraced, server span as the header says", async (hostile) => {
       const headers = () => scenarioHeaders({ kind: "ok" }, hostile.headers as [string, string][]);
-      const plain = await observeCall(mc, createClient(UserService, plainServer.transport()), { headers: headers() });
+      const plain = await observeCall(mc, createClient(UserService, plainServer().transport()), { headers: headers() });
       if (hostile.refusedOver?.includes(wire.httpVersion)) expect(plain.error).toBeDefined();
       else expect(plain).toEqual(await baseline(mc));
 
       // an untraced caller (as from the internet) to the traced server
       const sent = headers();
-      const traced = await observeCall(mc, createClient(UserService, tracedServer.transport()), { headers: sent });
+      const traced = await observeCall(mc, createClient(UserService, tracedServer().transport()), { headers: sent });
       expect(traced).toEqual(plain);
       if (traced.error === undefined || viewsOf(tracedViews, sent).length > 0) {
         expectHandlerView(viewsOf(tracedViews, sent), hostile);
@@ -344,10 +358,10 @@ describe.each(wires)("$name", (wire) => {
       const expected =
         others.length === hostile.headers.length
           ? plain
-          : await observeCall(mc, createClient(UserService, plainServer.transport()), {
+          : await observeCall(mc, createClient(UserService, plainServer().transport()), {
               headers: scenarioHeaders({ kind: "ok" }, others),
             });
-      const client = createTracedUserServiceClient(tracedServer.transport(), { tracerProvider: recorder.provider });
+      const client = createTracedUserServiceClient(tracedServer().transport(), { tracerProvider: recorder.provider });
       const viaTraced = await observeCall(mc, client, { headers: headers() });
       expect(viaTraced).toEqual(expected);
       if (viaTraced.error === undefined) {
@@ -359,28 +373,7 @@ describe.each(wires)("$name", (wire) => {
 });
 
 describe.each(wires.filter((w) => w.protocol === "connect"))("raw Connect requests over $name", (wire) => {
-  const tracedViews: HandlerView[] = [];
-  let plainServer: TestServer;
-  let tracedServer: TestServer;
-  beforeAll(async () => {
-    plainServer = await startServer(wire, (router) => router.service(UserService, createScenarioService([])));
-    tracedServer = await startServer(wire, (router) => {
-      router.service(
-        UserService,
-        traceUserService(createScenarioService(tracedViews), { tracerProvider: recorder.provider }),
-      );
-    });
-  });
-  afterAll(async () => {
-    await plainServer.close();
-    await tracedServer.close();
-  });
-  beforeEach(() => recorder.reset());
-  afterEach(async () => {
-    await recorder.settle();
-    tracedViews.length = 0;
-    expect(escapes.take()).toEqual([]);
-  });
+  const { tracedViews, plainServer, tracedServer } = plainAndTracedServers(wire);
 
   const path = "/user.v1.UserService/FetchUser";
   const post = (server: TestServer, headers: RawHeaders) =>
@@ -389,14 +382,14 @@ describe.each(wires.filter((w) => w.protocol === "connect"))("raw Connect reques
   it.each([...cases, ...rawOnlyCases])(
     "$title: same response as untraced, server span as the header says",
     async (hostile) => {
-      const plain = await post(plainServer, hostile.headers);
+      const plain = await post(plainServer(), hostile.headers);
       if (hostile.refusedOver?.includes(wire.httpVersion)) {
         expect(plain).not.toMatchObject({ response: { status: 200 } });
       } else {
         expect(plain).toMatchObject({ response: { status: 200 } });
-        expect(plain).toEqual(await post(plainServer, []));
+        expect(plain).toEqual(await post(plainServer(), []));
       }
-      const traced = await post(tracedServer, hostile.headers);
+      const traced = await post(tracedServer(), hostile.headers);
       expect(traced).toEqual(plain);
       if ("response" in traced && traced.response.status === 200) {
         expect(JSON.parse(traced.response.body)).toMatchObject({ id: 7 });
@@ -408,7 +401,7 @@ describe.each(wires.filter((w) => w.protocol === "connect"))("raw Connect reques
   );
 
   it("the server still answers after all of the above", async () => {
-    const res = await post(tracedServer, [["traceparent", valid]]);
+    const res = await post(tracedServer(), [["traceparent", valid]]);
     expect(res).toMatchObject({ response: { status: 200 } });
   });
 });
