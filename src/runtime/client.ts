@@ -60,7 +60,7 @@ export function createTracedClient<S extends DescService>(
     const plan = createMethodPlan(method, methodFacts, config);
     const start = plan.startAttributes[setup.system];
     const attributes = setup.target === undefined ? start : { ...start, ...setup.target };
-    const m: ClientMethod = { plan, attributes };
+    const m: ClientMethod = { plan, attributes, shapeRequest: (message) => create(method.input, message as AnyInit) };
     switch (method.methodKind) {
       case "unary":
         return createUnaryFn(setup, m, method);
@@ -81,6 +81,8 @@ interface ClientMethod {
   readonly plan: MethodPlan;
   /** Start attributes for the client's RPC system and target. Shared by all calls: never mutate. */
   readonly attributes: Attributes;
+  /** Turns a request init object into a message of the method's input type, for extractors. */
+  readonly shapeRequest: (request: unknown) => unknown;
 }
 
 /**
@@ -106,10 +108,10 @@ function startCall(setup: ClientSetup, m: ClientMethod, options: CallOptions | u
         requestHeader: headers,
         deadline: timeoutMs !== undefined && timeoutMs > 0 ? [ATTR_TIMEOUT_MS, timeoutMs] : undefined,
       },
-      (message) => create(plan.method.input, message as AnyInit),
+      m.shapeRequest,
     );
     call = new RpcCall(plan, config, "client", system, attributes, parent);
-    call.deferRequestMetadata(new Headers(headers));
+    call.deferRequestMetadata(headers);
   } else {
     call = new RpcCall(plan, config, "client", system, {}, parent, { traced: false });
   }

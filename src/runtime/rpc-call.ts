@@ -115,12 +115,13 @@ export class RpcCall implements EventListenerObject {
   }
 
   /**
-   * Keeps a client's request headers until the RPC system is known, to record the legacy names of
-   * allow-listed request metadata then (they depend on the system).
+   * Keeps a copy of a client's request headers, as the caller gave them, until the RPC system is
+   * known, to record the legacy names of allow-listed request metadata then (they depend on the
+   * system). Copies nothing when there is nothing to record later.
    */
   deferRequestMetadata(headers: Headers): void {
     if (this.system === "unknown" && this.config.semconv !== "current" && this.config.requestMetadata.length > 0) {
-      this.pendingRequestHeader = headers;
+      this.pendingRequestHeader = new Headers(headers);
     }
   }
 

@@ -102,6 +102,9 @@ function booleanOption(name: string, option: unknown): boolean {
   return option === true;
 }
 
+/** A server's requests are messages already: extractors read them as they are. */
+const receivedMessage = (message: unknown): unknown => message;
+
 /**
  * Starts the SERVER span of one call — the child of the context extracted from the request
  * headers, or for a public endpoint a root span linked to it, or none for an untraced call — and
@@ -142,7 +145,7 @@ function startCall(plan: MethodPlan, setup: ServerSetup, ctx: HandlerContext, re
       requestHeader: ctx.requestHeader,
       deadline: remaining === undefined ? undefined : [ATTR_DEADLINE_REMAINING_MS, remaining],
     },
-    (message) => message,
+    receivedMessage,
   );
   const call = new RpcCall(plan, config, "server", system, attributes, parent, start);
   call.watchResponseMetadata(ctx.responseHeader, ctx.responseTrailer);
