@@ -22,6 +22,7 @@ import {
 import type { Wire } from "./support/servers.js";
 import { startServer } from "./support/servers.js";
 import { installTestTracing, isChildOf, onlySpan, waitFor } from "./support/tracing.js";
+import { TYPE_EQUALITY_PRELUDE } from "./support/type-assertions.js";
 import { typecheck } from "./support/typecheck.js";
 
 /**
@@ -302,10 +303,7 @@ const consumerSource = `${[
   `import * as v1alpha from "./gen/grpc/reflection/v1alpha/reflection_otel.js";`,
   `import type { ServerReflection as ServerReflectionV1alpha } from "./gen/grpc/reflection/v1alpha/reflection_pb.js";`,
   "",
-  "type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;",
-  "function assertType<T extends true>(): T | undefined {",
-  "  return undefined;",
-  "}",
+  ...TYPE_EQUALITY_PRELUDE,
   "",
   "export async function use(transport: Transport): Promise<string[]> {",
   "  const health = createTracedHealthClient(transport, { protocol: 'grpc' });",

@@ -15,6 +15,7 @@ import {
   writeTree,
 } from "./support/plugin-harness.js";
 import { writeFixtureModule } from "./support/proto-fixtures.js";
+import { TYPE_EQUALITY_PRELUDE } from "./support/type-assertions.js";
 import { typecheck } from "./support/typecheck.js";
 
 /**
@@ -278,10 +279,7 @@ function consumerSource(c: Case): string {
     `import type { UserResponse, UserService } from "${userPb}";`,
     ...imports,
     "",
-    "type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;",
-    "function assertType<T extends true>(): T | undefined {",
-    "  return undefined;",
-    "}",
+    ...TYPE_EQUALITY_PRELUDE,
     "",
     "declare const transport: Transport;",
     "async function* stream<T>(...items: T[]): AsyncIterable<T> {",
@@ -406,10 +404,7 @@ function fixtureConsumerSource(c: Case): string {
     `import type { EditionService } from "${mod("edition_pb")}";`,
     ...imports,
     "",
-    "type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;",
-    "function assertType<T extends true>(): T | undefined {",
-    "  return undefined;",
-    "}",
+    ...TYPE_EQUALITY_PRELUDE,
     "",
     "declare const transport: Transport;",
     "",

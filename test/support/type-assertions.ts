@@ -15,6 +15,17 @@ export interface ServiceTypeCheck {
 }
 
 /**
+ * Source lines that declare `Equal<A, B>` (true iff the two types are identical) and
+ * `assertType<T extends true>()`, for generated consumers that fail to compile when a type is wrong.
+ */
+export const TYPE_EQUALITY_PRELUDE: readonly string[] = [
+  "type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;",
+  "function assertType<T extends true>(): T | undefined {",
+  "  return undefined;",
+  "}",
+];
+
+/**
  * TypeScript source of a consumer that fails to compile unless, for every check, the generated
  * `createTraced<Service>Client` is exactly `(transport: Transport, options?:
  * TracedClientOptions<S>) => Client<S>`, `trace<Service>` is exactly `(impl:
@@ -58,10 +69,7 @@ export function typeAssertionSource(checks: readonly ServiceTypeCheck[]): string
   return `${[
     ...lines,
     "",
-    "type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;",
-    "function assertType<T extends true>(): T | undefined {",
-    "  return undefined;",
-    "}",
+    ...TYPE_EQUALITY_PRELUDE,
     "type ClientFactory<S extends DescService> = (",
     "  transport: Transport,",
     "  options?: TracedClientOptions<S>,",
