@@ -2,10 +2,9 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { SpanKind, trace } from "@opentelemetry/api";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createTracedPaymentServiceClient, tracePaymentService } from "../generated/payment/v1/payment_otel.js";
-import { PaymentService } from "../generated/payment/v1/payment_pb.js";
 import { createTracedUserServiceClient, traceUserService } from "../generated/user/v1/user_otel.js";
 import { UserService } from "../generated/user/v1/user_pb.js";
+import { startPaymentPeer } from "./support/payment-server.js";
 import type { TestServer } from "./support/servers.js";
 import { startServer, wires } from "./support/servers.js";
 import { createSpanRecorder, spanOf } from "./support/span-recorder.js";
@@ -28,20 +27,9 @@ describe.each(wires)("$name", (wire) => {
   let payments: TestServer;
   let users: TestServer;
   beforeAll(async () => {
-    payments = await startServer(wire, (router) => {
-      router.service(
-        PaymentService,
-        tracePaymentService(
-          {
-            async getBalance(req) {
-              return { amount: req.userId * 10, currency: "EUR" };
-            },
-          },
-          { tracerProvider: recorder.provider },
-        ),
-      );
-    });
-    const payment = createTracedPaymentServiceClient(payments.transport(), { tracerProvider: recorder.provider });
+    const peer = await startPaymentPeer(wire, recorder.provider);
+    payments = peer.server;
+    const payment = peer.client;
     const nestedCall = async () => {
       nested.push({ activeSpanId: trace.getActiveSpan()?.spanContext().spanId });
       const balance = await payment.getBalance({ userId: 4 });

@@ -8,10 +8,9 @@ import { TRACE_RESPONSE_HEADER } from "connect-otel";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createTracedHealthClient, traceHealth } from "../generated/grpc/health/v1/health_otel.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../generated/grpc/health/v1/health_pb.js";
-import { createTracedPaymentServiceClient, tracePaymentService } from "../generated/payment/v1/payment_otel.js";
-import { PaymentService } from "../generated/payment/v1/payment_pb.js";
 import { createTracedUserServiceClient, traceUserService } from "../generated/user/v1/user_otel.js";
 import { UserService } from "../generated/user/v1/user_pb.js";
+import { startPaymentPeer } from "./support/payment-server.js";
 import type { TestServer, Wire } from "./support/servers.js";
 import { startServer, wires } from "./support/servers.js";
 import { callSpans, createSpanRecorder, spanOf } from "./support/span-recorder.js";
@@ -158,20 +157,9 @@ describe.each(wires)("$name", (wire: Wire) => {
   const serverOf = (name: ServerName) => servers.get(name) as TestServer;
   let payments: TestServer;
   beforeAll(async () => {
-    payments = await startServer(wire, (router) => {
-      router.service(
-        PaymentService,
-        tracePaymentService(
-          {
-            async getBalance(req) {
-              return { amount: req.userId * 10, currency: "EUR" };
-            },
-          },
-          { tracerProvider: recorder.provider },
-        ),
-      );
-    });
-    const payment = createTracedPaymentServiceClient(payments.transport(), { tracerProvider: recorder.provider });
+    const peer = await startPaymentPeer(wire, recorder.provider);
+    payments = peer.server;
+    const payment = peer.client;
     const nested = async () => {
       const balance = await payment.getBalance({ userId: 4 });
       expect(balance.amount).toBe(40);
