@@ -3,8 +3,11 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   resolve: {
-    // Tests and generated code import the runtime by its package name; resolve it to the source.
-    alias: { "connect-otel": fileURLToPath(new URL("./src/index.ts", import.meta.url)) },
+    // Tests and generated code import both packages by name; resolve them to their sources.
+    alias: {
+      "connect-otel": fileURLToPath(new URL("./src/connect-otel/src/index.ts", import.meta.url)),
+      "protoc-gen-connect-otel": fileURLToPath(new URL("./src/protoc-gen-connect-otel/src/index.ts", import.meta.url)),
+    },
   },
   test: {
     include: ["test/**/*.test.ts"],

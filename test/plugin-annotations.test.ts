@@ -5,9 +5,9 @@ import type { FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { CodeGeneratorRequestSchema } from "@bufbuild/protobuf/wkt";
 import type { Transport } from "@connectrpc/connect";
 import { SpanKind } from "@opentelemetry/api";
+import { protocGenConnectOtel } from "protoc-gen-connect-otel";
 import ts from "typescript";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { protocGenConnectOtel } from "../src/plugin.js";
 import type { AnnotationErrorCase } from "./support/annotation-fixtures.js";
 import {
   annotatedFiles,
@@ -31,6 +31,7 @@ import {
   requireDist,
   run,
   runOk,
+  runtimeTypes,
   writeTree,
 } from "./support/plugin-harness.js";
 import { buildDescriptorSet, fixtureFiles, writeFixtureModule } from "./support/proto-fixtures.js";
@@ -629,7 +630,7 @@ function strictTypecheck(dir: string): string[] {
     isolatedModules: true,
     skipLibCheck: false,
     noEmit: true,
-    paths: { "connect-otel": [path.join(repoRoot, "dist", "index.d.ts")] },
+    paths: { "connect-otel": [runtimeTypes] },
   };
   const rootNames = ts.sys.readDirectory(dir, [".ts"]);
   if (rootNames.length === 0) return [`no TypeScript files below ${dir}`];

@@ -8,9 +8,9 @@ import {
   CodeGeneratorResponseSchema,
   Edition,
 } from "@bufbuild/protobuf/wkt";
+import { protocGenConnectOtel } from "protoc-gen-connect-otel";
 import ts from "typescript";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { protocGenConnectOtel } from "../src/plugin.js";
 import {
   bufBin,
   bufGenTemplate,

@@ -12,6 +12,7 @@ import {
   repoRoot,
   requireDist,
   runOk,
+  runtimeDir,
   writeTree,
 } from "./support/plugin-harness.js";
 import { writeFixtureModule } from "./support/proto-fixtures.js";
@@ -97,7 +98,9 @@ interface Input {
 const inputs: readonly Input[] = [
   {
     name: "proto/",
-    prepare: async () => path.join(repoRoot, "proto"),
+    // The repository's buf workspace: proto/ and the plugin package's options proto, which the
+    // annotated schemas import.
+    prepare: async () => repoRoot,
     protos: [
       "user/v1/user",
       "payment/v1/payment",
@@ -135,7 +138,7 @@ async function prepare(c: (typeof matrix)[number]): Promise<string> {
   });
   // How an installed package is found by Node at run time (the compilation maps it with `paths`).
   await writeTree(tmp, { "node_modules/.keep": "" });
-  await symlink(repoRoot, path.join(tmp, "node_modules", "connect-otel"), "dir");
+  await symlink(runtimeDir, path.join(tmp, "node_modules", "connect-otel"), "dir");
   const input = await c.input.prepare(tmp);
   await runOk(bufBin, ["generate", input, "--template", path.join(tmp, "buf.gen.yaml")], {
     cwd: path.dirname(input),

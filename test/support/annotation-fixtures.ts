@@ -1,14 +1,14 @@
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
-import { repoRoot, writeTree } from "./plugin-harness.js";
+import { pluginDir, writeTree } from "./plugin-harness.js";
 
 /**
  * Buf modules that exercise the generator's side of schema annotations
  * (`(connectotel.v1.field)`, `(connectotel.v1.method)`, `(connectotel.v1.service)`). Both carry a
- * copy of the repository's `proto/connectotel/v1/options.proto`, as a user's module that vendors it.
+ * copy of the plugin package's `proto/connectotel/v1/options.proto`, as a user's module that vendors it.
  */
 
-/** `proto/connectotel/v1/options.proto` of the repository, the file the fixtures import. */
+/** `proto/connectotel/v1/options.proto` of the plugin package, the file the fixtures import. */
 export const OPTIONS_PROTO = "connectotel/v1/options.proto";
 
 const bufYaml = "version: v2\nmodules:\n  - path: proto\n";
@@ -462,8 +462,8 @@ export const errorModule: Readonly<Record<string, string>> = {
   ...Object.fromEntries(annotationErrorCases.map((c) => [`proto/${errorCaseFile(c)}`, errorCaseSource(c)])),
 };
 
-/** Writes `files` into `dir`, with the repository's options proto at `proto/connectotel/v1/options.proto`. */
+/** Writes `files` into `dir`, with the plugin package's options proto at `proto/connectotel/v1/options.proto`. */
 export async function writeModuleWithOptions(dir: string, files: Readonly<Record<string, string>>): Promise<void> {
-  const options = await readFile(path.join(repoRoot, "proto", OPTIONS_PROTO), "utf8");
+  const options = await readFile(path.join(pluginDir, "proto", OPTIONS_PROTO), "utf8");
   await writeTree(dir, { ...files, [`proto/${OPTIONS_PROTO}`]: options });
 }

@@ -16,19 +16,28 @@ export const bufBin: string = path.join(repoBin, "buf");
 /** protoc-gen-es of the repository's `@bufbuild/protoc-gen-es` dependency. */
 export const protocGenEsBin: string = path.join(repoBin, "protoc-gen-es");
 
-/** The built plugin entry point that buf.gen.yaml runs. */
-export const pluginBin: string = path.join(repoRoot, "dist", "bin", "protoc-gen-connect-otel.js");
+/** The workspace of the runtime package `connect-otel`. */
+export const runtimeDir: string = path.join(repoRoot, "src", "connect-otel");
+
+/** The workspace of the plugin package `protoc-gen-connect-otel`. */
+export const pluginDir: string = path.join(repoRoot, "src", "protoc-gen-connect-otel");
+
+/** The built plugin executable, the `bin` of the plugin package. */
+export const pluginBin: string = path.join(pluginDir, "dist", "bin", "protoc-gen-connect-otel.js");
+
+/** Declarations of the runtime's ESM build, which type checks of generated code resolve `connect-otel` to. */
+export const runtimeTypes: string = path.join(runtimeDir, "dist", "esm", "index.d.ts");
 
 /**
- * Throws a message that says what to do when `dist/` is missing: the plugin binary and the
+ * Throws a message that says what to do when a package's `dist/` is missing: the plugin binary and the
  * `.d.ts` of the runtime are read from there, and `npm test` builds them before vitest runs.
  */
 export function requireDist(): void {
-  const needed = [pluginBin, path.join(repoRoot, "dist", "index.js"), path.join(repoRoot, "dist", "index.d.ts")];
+  const needed = [pluginBin, path.join(runtimeDir, "dist", "esm", "index.js"), runtimeTypes];
   const missing = needed.filter((p) => !existsSync(p));
   if (missing.length > 0) {
     throw new Error(
-      `dist/ is not built (missing ${missing.map((p) => path.relative(repoRoot, p)).join(", ")}): run \`npm run build\` first (\`npm test\` does)`,
+      `the packages are not built (missing ${missing.map((p) => path.relative(repoRoot, p)).join(", ")}): run \`npm run build\` first (\`npm test\` does)`,
     );
   }
 }

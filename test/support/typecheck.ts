@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import ts from "typescript";
-import { repoRoot } from "./plugin-harness.js";
+import { repoRoot, runtimeTypes } from "./plugin-harness.js";
 
 /** How a compilation resolves modules: Node's ESM/CJS rules, or a bundler's. */
 export type ModuleMode = "nodenext" | "bundler";
@@ -37,7 +37,7 @@ export function typecheck(dir: string, module: ModuleMode, expectedRoots?: numbe
         skipLibCheck: false,
         noEmit: true,
         typeRoots: [path.join(repoRoot, "node_modules", "@types")],
-        paths: { "connect-otel": [path.join(repoRoot, "dist", "index.d.ts")] },
+        paths: { "connect-otel": [runtimeTypes] },
       },
       include: ["**/*.ts", "**/*.cts", "**/*.mts"],
       exclude: ["node_modules"],

@@ -1,7 +1,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { GeneratedFile, ImportSymbol, Printable, Schema, Target } from "@bufbuild/protoplugin";
 import { getComments } from "@bufbuild/protoplugin";
-import { grpcNames } from "../runtime/grpc-status-names.js";
+import type { Annotations } from "./annotations.js";
 import { readAnnotations } from "./annotations.js";
 import type { ExtractorPrinter } from "./extractor-code.js";
 import { createExtractorPrinter } from "./extractor-code.js";
@@ -32,7 +32,9 @@ export function generate(schema: Schema, target: Target): void {
     f.preamble(file);
     const extractors = createExtractorPrinter(f, target === "ts");
     const tables =
-      target === "dts" ? [] : services.map(({ service, facts }) => printedTable(f, service, facts, extractors));
+      target === "dts"
+        ? []
+        : services.map(({ service, facts }) => printedTable(f, service, facts, extractors, annotations));
     extractors.declarations();
     services.forEach(({ service }, i) => {
       printService(f, service, target, tables[i]);
@@ -104,6 +106,7 @@ function printedTable(
   service: DescService,
   facts: readonly PrintedFacts[],
   extractors: ExtractorPrinter,
+  annotations: Annotations,
 ): Printable[] {
   return service.methods.map((method, i) => {
     const m = facts[i] as PrintedFacts;
@@ -114,7 +117,7 @@ function printedTable(
     ];
     if (!m.traced) props.push(["traced: false"]);
     if (m.serverErrorCodes !== undefined) {
-      const codes = m.serverErrorCodes.map((code) => `${code} /* ${grpcCodeName(code)} */`);
+      const codes = m.serverErrorCodes.map((code) => `${code} /* ${annotations.codeName(code)} */`);
       props.push([`serverErrorCodes: [${codes.join(", ")}]`]);
     }
     if (m.request.length > 0) props.push(["request: ", extractors.extractor(m.request)]);
@@ -127,11 +130,6 @@ function printedTable(
 
 function join(parts: Printable[][], separator: string): Printable[] {
   return parts.flatMap((part, i) => (i === 0 ? part : [separator, ...part]));
-}
-
-/** The gRPC status name of a code number, for comments in generated code. */
-function grpcCodeName(code: number): string {
-  return grpcNames[code] ?? String(code);
 }
 
 /** Typed parameter lists and return types of the client factory and the service wrapper. */

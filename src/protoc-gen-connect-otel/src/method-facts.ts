@@ -1,10 +1,18 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
-import type { Idempotency, MethodKind } from "../runtime/method-table.js";
 import type { Annotations } from "./annotations.js";
 import { GenerationError } from "./generation-error.js";
 import type { RecordedField } from "./recorded-fields.js";
 import { recordedFields } from "./recorded-fields.js";
+
+/**
+ * Method kind as the runtime's `MethodFacts.kind` spells it (the generated table is type-checked
+ * against the runtime's `ServiceTable`, so a mismatch fails to compile).
+ */
+export type MethodKind = "unary" | "server_streaming" | "client_streaming" | "bidi_streaming";
+
+/** Idempotency level as the runtime's `MethodFacts.idempotency` spells it (`MethodOptions.idempotency_level`). */
+export type Idempotency = "idempotency_unknown" | "no_side_effects" | "idempotent";
 
 /**
  * What the generator prints into a method's entry of the method table (the runtime's

@@ -1,13 +1,13 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { Context, TextMapGetter, TextMapSetter, Tracer } from "@opentelemetry/api";
 import { propagation, trace } from "@opentelemetry/api";
-import { VERSION } from "../version.js";
 import type { CallFilter } from "./call-filter.js";
 import { defaultCallFilter } from "./call-filter.js";
 import type { AnyMethodHooks } from "./hooks.js";
 import type { CapturedKey } from "./metadata-capture.js";
 import { resolveAllowSensitive, resolveCapturedKeys } from "./metadata-capture.js";
 import type { MessageEventMode, SemconvMode, TracingOptions } from "./options.js";
+import { VERSION } from "./version.js";
 
 /**
  * What injects and extracts trace context: a `TextMapPropagator`, or the global `propagation` API,

@@ -35,6 +35,11 @@ export interface Annotations {
   method(method: DescMethod): MethodAnnotation | undefined;
   /** The service's annotation, or undefined if it has none. */
   service(service: DescService): ServiceAnnotation | undefined;
+  /**
+   * The gRPC status name of a `connectotel.v1.Code` number, from the enum of the options proto
+   * (`CODE_NOT_FOUND` gives `NOT_FOUND`), or the number as a string if the enum has no such value.
+   */
+  codeName(code: number): string;
 }
 
 /** The annotations reader of a request's files (protoplugin's `Schema.allFiles`). */
@@ -51,7 +56,12 @@ export function readAnnotations(allFiles: readonly DescFile[]): Annotations {
   const fieldExt = find("field");
   const methodExt = find("method");
   const serviceExt = find("service");
+  const codes = allFiles
+    .filter((file) => file.proto.package === OPTIONS_PACKAGE)
+    .flatMap((file) => file.enums)
+    .find((e) => e.typeName === `${OPTIONS_PACKAGE}.Code`);
   return {
+    codeName: (code) => codes?.value[code]?.name.replace(/^CODE_/, "") ?? String(code),
     field: (field) => option<FieldAnnotation>(field, fieldExt),
     method: (method) => option<MethodAnnotation>(method, methodExt),
     service: (service) => option<ServiceAnnotation>(service, serviceExt),

@@ -4,5 +4,5 @@ import { skipTranspilerImports } from "./skip-transpiler.js";
 // Before protoplugin loads: see skipTranspilerImports.
 skipTranspilerImports();
 const { runNodeJs } = await import("@bufbuild/protoplugin");
-const { protocGenConnectOtel } = await import("../plugin.js");
+const { protocGenConnectOtel } = await import("../index.js");
 runNodeJs(protocGenConnectOtel);

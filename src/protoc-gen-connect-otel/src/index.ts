@@ -1,6 +1,6 @@
 import type { Plugin } from "@bufbuild/protoplugin";
 import { createEcmaScriptPlugin } from "@bufbuild/protoplugin";
-import { generate } from "./plugin/generate.js";
+import { generate } from "./generate.js";
 import { VERSION } from "./version.js";
 
 /**
