@@ -487,7 +487,7 @@ describe("generated code of the annotated module", () => {
 
     beforeAll(async () => {
       const gen = await generated();
-      // the generated module imports connect-otel, which vitest maps to src/index.ts
+      // the generated module imports connect-otel, which vitest maps to src/connect-otel/src/index.ts
       types = await import(/* @vite-ignore */ pathToFileURL(path.join(gen, "ann/v1/types_otel.ts")).href);
       typesPb = await import(/* @vite-ignore */ pathToFileURL(path.join(gen, "ann/v1/types_pb.ts")).href);
       legacy = await import(/* @vite-ignore */ pathToFileURL(path.join(gen, "ann/v1/legacy_otel.ts")).href);
@@ -610,7 +610,7 @@ describe("generated code of the annotated module", () => {
 /**
  * Type-checks every TypeScript file below `dir` with the strictest settings a consumer may use
  * (NodeNext, `exactOptionalPropertyTypes`, `noUncheckedIndexedAccess`, no `skipLibCheck`), with
- * `connect-otel` mapped to the built `dist/index.d.ts`. Returns formatted diagnostics of the files
+ * `connect-otel` mapped to the runtime's built `dist/esm/index.d.ts`. Returns formatted diagnostics of the files
  * below `dir` plus global and option diagnostics; third-party declarations do not count.
  */
 function strictTypecheck(dir: string): string[] {

@@ -9,7 +9,7 @@ import fc from "fast-check";
  *
  * `schemaArbitrary` draws raw choices; `buildSchema` turns them into a schema that protoc accepts:
  * unique names per scope, method names unique by protobuf-es local name (two methods with one
- * local name are a generation error, see src/plugin/local-names.ts), fully-qualified type
+ * local name are a generation error, see src/protoc-gen-connect-otel/src/local-names.ts), fully-qualified type
  * references, and imports of exactly the files whose types are used.
  */
 

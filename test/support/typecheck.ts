@@ -10,7 +10,7 @@ export type ModuleMode = "nodenext" | "bundler";
  * under the strictest settings a consumer may use, and returns the formatted diagnostics of those
  * files plus global and option diagnostics (`[]` when it compiles). `skipLibCheck` is off so
  * generated `.d.ts` files are checked; only files below `dir` are asked for their diagnostics, so
- * third-party declarations do not count. `connect-otel` resolves to the built `dist/index.d.ts`
+ * third-party declarations do not count. `connect-otel` resolves to the runtime's built `dist/esm/index.d.ts`
  * (see `requireDist`). When `expectedRoots` is given, a different number of root files found is
  * reported as the only diagnostic.
  */

@@ -1,7 +1,7 @@
 import type { DescExtension, DescField, DescFile, DescMethod, DescService } from "@bufbuild/protobuf";
 import { getOption, hasOption } from "@bufbuild/protobuf";
 
-/** Package of the options proto shipped with connect-otel (`proto/connectotel/v1/options.proto`). */
+/** Package of the options proto that this package ships (`proto/connectotel/v1/options.proto`). */
 export const OPTIONS_PACKAGE = "connectotel.v1";
 
 /** `(connectotel.v1.field)`: what to record of a field. */
