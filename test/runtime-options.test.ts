@@ -88,3 +88,28 @@ describe("createTracedUserServiceClient baseUrl", () => {
     },
   );
 });
+
+describe("createTracedUserServiceClient propagateTraceHeaderCorsUrls", () => {
+  it.each([
+    ["a number", 1, "number"],
+    ["null", null, "null"],
+    ["an object", { origin: "https://api.example.com" }, "object"],
+    ["an array with a number", ["https://api.example.com/", 2], "number at index 1"],
+  ])("throws a TypeError naming the option for %s", (_what, value, got) => {
+    const error = thrownBy(() =>
+      createTracedUserServiceClient(transport, {
+        propagateTraceHeaderCorsUrls: value as TracedClientOptions["propagateTraceHeaderCorsUrls"],
+      }),
+    );
+    expect(error).toBeInstanceOf(TypeError);
+    expect((error as TypeError).message).toContain("option propagateTraceHeaderCorsUrls");
+    expect((error as TypeError).message).toContain(`got ${got}`);
+  });
+
+  it.each([[[]], ["https://api.example.com/user.v1.UserService/FetchUser"], [/^https:\/\/api\./], [["x", /y/]]])(
+    "accepts %o",
+    (value) => {
+      expect(() => createTracedUserServiceClient(transport, { propagateTraceHeaderCorsUrls: value })).not.toThrow();
+    },
+  );
+});

@@ -37,11 +37,28 @@ export interface TestServer {
 }
 
 /**
+ * Runs before connect's handler for every request of a test server and returns true when it
+ * answered the request itself (a CORS preflight, a page); connect serves the request otherwise.
+ */
+export type RequestFilter = (...args: Parameters<ReturnType<typeof connectNodeAdapter>>) => boolean;
+
+/**
  * Starts a connect-node server on loopback for `routes`: h2c (`http2.createServer`) for HTTP/2,
  * `http.createServer` for HTTP/1.1. Every protocol is served; the wire decides what clients speak.
+ * `filter` sees each request first.
  */
-export async function startServer(wire: Wire, routes: (router: ConnectRouter) => void): Promise<TestServer> {
-  const handler = connectNodeAdapter({ routes });
+export async function startServer(
+  wire: Wire,
+  routes: (router: ConnectRouter) => void,
+  filter?: RequestFilter,
+): Promise<TestServer> {
+  const connectHandler = connectNodeAdapter({ routes });
+  const handler: typeof connectHandler =
+    filter === undefined
+      ? connectHandler
+      : (req, res) => {
+          if (!filter(req, res)) connectHandler(req, res);
+        };
   const server = wire.httpVersion === "2" ? http2.createServer(handler) : http.createServer(handler);
   const openSessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session: http2.ServerHttp2Session) => {

@@ -18,6 +18,7 @@ import type { TracedClientOptions } from "./options.js";
 import { RpcCall } from "./rpc-call.js";
 import { serverAddressAttributes } from "./server-address.js";
 import { startAttributes } from "./start-attributes.js";
+import { browserPage, traceHeaderPolicy } from "./trace-header-policy.js";
 
 /** What every call of one traced client shares. */
 interface ClientSetup {
@@ -32,6 +33,8 @@ interface ClientSetup {
  * Creates a connect client for `service` whose every call runs in a CLIENT span named
  * `package.Service/Method`, injects the span's context into the request headers with the
  * configured propagator, records `rpc.message` events and ends the span with the call's status.
+ * In a browser, calls to another origin carry no trace headers unless `propagateTraceHeaderCorsUrls`
+ * matches, and none without `baseUrl` (see {@link TracedClientOptions}).
  * Calls behave as those of connect's `createClient(service, transport)`: same arguments, results,
  * errors, `onHeader`/`onTrailer` callbacks. One difference: breaking out of a response stream
  * closes the transport's stream (connect's own client leaves it open).
@@ -47,12 +50,17 @@ export function createTracedClient<S extends DescService>(
   options?: TracedClientOptions,
 ): Client<S> {
   const config = resolveTracingConfig(service, options);
+  const page = browserPage();
+  // in a browser, a relative baseUrl is relative to the page, as for fetch
+  const baseUrl =
+    page === undefined || options?.baseUrl === undefined ? options?.baseUrl : new URL(options.baseUrl, page.baseUrl);
   const setup: ClientSetup = {
     transport,
     config,
     system: systemOfWireProtocol(options?.protocol),
-    target: options?.baseUrl !== undefined ? serverAddressAttributes(options.baseUrl) : undefined,
+    target: baseUrl !== undefined ? serverAddressAttributes(baseUrl) : undefined,
   };
+  const injects = traceHeaderPolicy(page, baseUrl, options?.propagateTraceHeaderCorsUrls);
   const facts = table as Record<string, AnyMethodFacts | undefined>;
   return makeAnyClient(service, (method) => {
     const methodFacts = facts[method.localName];
@@ -60,7 +68,12 @@ export function createTracedClient<S extends DescService>(
     const plan = createMethodPlan(method, methodFacts, config);
     const start = plan.startAttributes[setup.system];
     const attributes = setup.target === undefined ? start : { ...start, ...setup.target };
-    const m: ClientMethod = { plan, attributes, shapeRequest: (message) => create(method.input, message as AnyInit) };
+    const m: ClientMethod = {
+      plan,
+      attributes,
+      injects: injects(method),
+      shapeRequest: (message) => create(method.input, message as AnyInit),
+    };
     switch (method.methodKind) {
       case "unary":
         return createUnaryFn(setup, m, method);
@@ -81,14 +94,16 @@ interface ClientMethod {
   readonly plan: MethodPlan;
   /** Start attributes for the client's RPC system and target. Shared by all calls: never mutate. */
   readonly attributes: Attributes;
+  /** Whether calls inject the call's context into the request headers. */
+  readonly injects: boolean;
   /** Turns a request init object into a message of the method's input type, for extractors. */
   readonly shapeRequest: (request: unknown) => unknown;
 }
 
 /**
  * Starts the CLIENT span of one call (none for an untraced call) and injects the call's context
- * into a copy of the call's headers. `request` is the single request of a unary or
- * server-streaming call, undefined for request streams.
+ * into a copy of the call's headers, unless the method's target would reject trace headers (browsers).
+ * `request` is the single request of a unary or server-streaming call, undefined for request streams.
  */
 function startCall(setup: ClientSetup, m: ClientMethod, options: CallOptions | undefined, request: unknown) {
   const { plan } = m;
@@ -115,10 +130,12 @@ function startCall(setup: ClientSetup, m: ClientMethod, options: CallOptions | u
   } else {
     call = new RpcCall(plan, config, "client", system, {}, parent, { traced: false });
   }
-  try {
-    config.propagator.inject(call.context, headers, headerSetter);
-  } catch {
-    // a propagator that throws leaves the headers as the caller gave them
+  if (m.injects) {
+    try {
+      config.propagator.inject(call.context, headers, headerSetter);
+    } catch {
+      // a propagator that throws leaves the headers as the caller gave them
+    }
   }
   return { call, headers };
 }

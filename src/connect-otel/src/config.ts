@@ -123,7 +123,7 @@ function resolveHooks(service: DescService, hooks: TracingOptions["hooks"]): Tra
 }
 
 /** `typeof`, with `null` told apart from objects: for option error messages. */
-function typeOf(value: unknown): string {
+export function typeOf(value: unknown): string {
   return value === null ? "null" : typeof value;
 }
 

@@ -10,6 +10,7 @@ export type { CallFilter, CallInfo } from "./call-filter.js";
 export { DEFAULT_UNTRACED_SERVICES, defaultCallFilter } from "./call-filter.js";
 export { createTracedClient } from "./client.js";
 export { DEFAULT_MAX_MESSAGE_EVENTS, INSTRUMENTATION_SCOPE, semconvFromEnv } from "./config.js";
+export { CORS_ALLOWED_TRACE_HEADERS, CORS_EXPOSED_TRACE_HEADERS } from "./cors-headers.js";
 export { enumValueName, setFieldValue } from "./field-values.js";
 export type { MethodHooks, ServiceHooks, StreamedMessage, StreamedMessageOf } from "./hooks.js";
 export { SENSITIVE_METADATA } from "./metadata-capture.js";
@@ -30,5 +31,6 @@ export type {
   WireProtocol,
 } from "./options.js";
 export { traceService } from "./server.js";
+export type { PropagateTraceHeaderCorsUrls } from "./trace-header-policy.js";
 export { TRACE_RESPONSE_HEADER } from "./trace-response.js";
 export { VERSION } from "./version.js";

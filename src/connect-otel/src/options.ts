@@ -3,6 +3,7 @@ import type { HandlerContext } from "@connectrpc/connect";
 import type { TextMapPropagator, TracerProvider } from "@opentelemetry/api";
 import type { CallFilter } from "./call-filter.js";
 import type { ServiceHooks } from "./hooks.js";
+import type { PropagateTraceHeaderCorsUrls } from "./trace-header-policy.js";
 
 /**
  * Which generation of the RPC semantic conventions a span carries.
@@ -96,9 +97,23 @@ export type WireProtocol = "connect" | "grpc" | "grpc-web";
 export interface TracedClientOptions<S extends DescService = DescService> extends TracingOptions<S> {
   /**
    * The transport's `baseUrl`; sets `server.address` and `server.port` (default port 443 for
-   * `https:`, 80 for `http:`) at span start. Throws a `TypeError` at client creation if not a URL.
+   * `https:`, 80 for `http:`) at span start. In a browser it may be relative (to the page, as for
+   * fetch), and it is the target that decides whether calls carry trace headers (see
+   * {@link propagateTraceHeaderCorsUrls}). Throws a `TypeError` at client creation if not a URL.
    */
   baseUrl?: string | URL;
+  /**
+   * In a browser, calls carry trace headers only to the page's own origin and to request URLs this
+   * matches (a string: equal to the absolute request URL `<baseUrl>/<package.Service>/<Method>`; a
+   * RegExp: matching it; a list: one entry matching), as the OpenTelemetry fetch instrumentation's
+   * option of the same name; list only servers whose CORS configuration allows the headers (see
+   * `CORS_ALLOWED_TRACE_HEADERS`), or the browser fails every call. Without `baseUrl` no call
+   * carries them. Ignored outside browsers, where every call carries them. The span is started either
+   * way. Default: none.
+   *
+   * @throws TypeError at client creation for a value other than a string, a RegExp or an array of them.
+   */
+  propagateTraceHeaderCorsUrls?: PropagateTraceHeaderCorsUrls;
   /**
    * The transport's protocol; sets `rpc.system.name` at span start instead of at the response.
    * Without it, a call that fails before any response has no `rpc.system.name`.
