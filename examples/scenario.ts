@@ -16,7 +16,7 @@ export interface ExpectedSpan {
   name: string;
   /** `id` of the expected parent span; absent for the trace's root. */
   parent?: string;
-  /** Expected `rpc.response.status_code`, or the codes of which it must be one. */
+  /** Expected `rpc.status_code`, or the codes of which it must be one. */
   rpcStatus?: string | readonly string[];
   /** Expected span status code. */
   status?: "UNSET" | "OK" | "ERROR";

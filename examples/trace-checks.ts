@@ -160,12 +160,12 @@ function expectationsOf(expected: ExpectedSpan): string[] {
 /** How a matched span differs from {@link expectationsOf}; empty when it does not. */
 function problemsOf(expected: ExpectedSpan, span: SpanRecord): string[] {
   const problems: string[] = [];
-  const code = span.attributes["rpc.response.status_code"];
+  const code = span.attributes["rpc.status_code"];
   if (
     expected.rpcStatus !== undefined &&
     (typeof code !== "string" || !allowedCodes(expected.rpcStatus).includes(code))
   ) {
-    problems.push(`rpc.response.status_code is ${JSON.stringify(code)}`);
+    problems.push(`rpc.status_code is ${JSON.stringify(code)}`);
   }
   if (expected.status !== undefined && span.status.code !== expected.status) {
     problems.push(`status is ${span.status.code}`);

@@ -13,7 +13,7 @@ import type { AttributeValue, SpanRecord } from "./span-record.js";
  *
  * Per span: service (`service.name` of the resource), kind, the name indented by the tree of
  * parent span ids, a bar placed and scaled on the trace's extent (earliest start to latest end),
- * the duration in ms, the span status plus `rpc.response.status_code` when present, and the event
+ * the duration in ms, the span status plus `rpc.status_code` when present, and the event
  * count. A second line lists the notable attributes (see {@link isNotableAttribute}) and the status
  * message. Spans whose parent is not among the trace's spans are drawn as roots and marked.
  */
@@ -45,7 +45,7 @@ const HIDDEN_KEYS = new Set([
   "rpc.system",
   "rpc.method",
   "rpc.service",
-  "rpc.response.status_code",
+  "rpc.status_code",
   "http.route",
   "http.request.method",
   "url.scheme",
@@ -55,18 +55,18 @@ const HIDDEN_PREFIXES = ["server.", "client.", "network.peer.", "net.", "user_ag
 
 /**
  * The default attribute filter: everything but what the span line shows already (`rpc.method`,
- * `rpc.response.status_code`, ...) and routine connection details (`server.*`, `client.*`,
+ * `rpc.status_code`, ...) and routine connection details (`server.*`, `client.*`,
  * `network.peer.*`). So `connect_otel.*`, application attributes (`app.*`), attributes recorded
  * from request fields, metadata (`rpc.request.metadata.*`), `url.path` and
  * `http.response.status_code` are shown. `error.type` is shown only when it differs from
- * `rpc.response.status_code`.
+ * `rpc.status_code`.
  */
 export function isNotableAttribute(key: string, value: AttributeValue, span: SpanRecord): boolean {
   if (HIDDEN_KEYS.has(key) || HIDDEN_PREFIXES.some((p) => key.startsWith(p))) {
     return false;
   }
   if (key === "error.type") {
-    return value !== span.attributes["rpc.response.status_code"];
+    return value !== span.attributes["rpc.status_code"];
   }
   return true;
 }
@@ -220,9 +220,9 @@ export function renderBar(startMs: number, endMs: number, extent: number, width:
   return EMPTY.repeat(from) + FILLED.repeat(to - from) + EMPTY.repeat(width - to);
 }
 
-/** `OK`, `ERROR`, `UNSET`, followed by `rpc.response.status_code` when the span has one. */
+/** `OK`, `ERROR`, `UNSET`, followed by `rpc.status_code` when the span has one. */
 export function statusLabel(span: SpanRecord): string {
-  const rpc = span.attributes["rpc.response.status_code"];
+  const rpc = span.attributes["rpc.status_code"];
   return rpc === undefined || rpc === null ? span.status.code : `${span.status.code} ${String(rpc)}`;
 }
 

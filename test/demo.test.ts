@@ -120,7 +120,7 @@ describe("npm run demo", () => {
     const server = one(trace, SERVICES.user, "SERVER", "user.v1.UserService/FetchUser");
     expect(client.parentSpanId).toBe(root?.spanId);
     expect(server.parentSpanId).toBe(client.spanId);
-    expect(server.attributes["rpc.response.status_code"]).toBe("OK");
+    expect(server.attributes["rpc.status_code"]).toBe("OK");
     const balanceClient = one(trace, SERVICES.gateway, "CLIENT", "payment.v1.PaymentService/GetBalance");
     const balanceServer = one(trace, SERVICES.payment, "SERVER", "payment.v1.PaymentService/GetBalance");
     expect(balanceServer.parentSpanId).toBe(balanceClient.spanId);
@@ -164,7 +164,7 @@ describe("npm run demo", () => {
   it("shows NOT_FOUND for the unknown user", () => {
     const trace = traceOfPath(run.spans, "/api/user/999999");
     const client = one(trace, SERVICES.gateway, "CLIENT", "user.v1.UserService/FetchUser");
-    expect(client.attributes["rpc.response.status_code"]).toBe("NOT_FOUND");
+    expect(client.attributes["rpc.status_code"]).toBe("NOT_FOUND");
     expect(client.status.code).toBe("ERROR");
     expect(run.stdout).toMatch(/└─ user\.v1\.UserService\/FetchUser .* ERROR NOT_FOUND /);
     expect(run.stdout).toContain('error="user 999999 not found"');
@@ -173,7 +173,7 @@ describe("npm run demo", () => {
   it("shows DEADLINE_EXCEEDED for the payment that outlives its timeout, the client span lasting about the timeout", () => {
     const trace = traceOfPath(run.spans, "/api/pay/42");
     const client = one(trace, SERVICES.gateway, "CLIENT", "payment.v1.PaymentService/ProcessPayment");
-    expect(client.attributes["rpc.response.status_code"]).toBe("DEADLINE_EXCEEDED");
+    expect(client.attributes["rpc.status_code"]).toBe("DEADLINE_EXCEEDED");
     expect(client.status.code).toBe("ERROR");
     const duration = client.endMs - client.startMs;
     expect(duration).toBeGreaterThanOrEqual(270);
@@ -219,7 +219,7 @@ describe("demo trace checks", () => {
         serviceName: "gateway",
         startMs: at(1),
         endMs: at(4),
-        attributes: { "rpc.response.status_code": "OK", "app.user.id": 42 },
+        attributes: { "rpc.status_code": "OK", "app.user.id": 42 },
       },
       {
         ...base,
@@ -230,7 +230,7 @@ describe("demo trace checks", () => {
         serviceName: service as string,
         startMs: at(2),
         endMs: at(3),
-        attributes: { "rpc.response.status_code": "OK", "app.user.id": 42 },
+        attributes: { "rpc.status_code": "OK", "app.user.id": 42 },
       },
     ]),
   ];
@@ -252,7 +252,7 @@ describe("demo trace checks", () => {
 
   it("fail when a span lacks an attribute recorded from an annotated field", () => {
     const broken = spans.map((s) =>
-      s.spanId === "0000000000000003" ? { ...s, attributes: { "rpc.response.status_code": "OK" } } : s,
+      s.spanId === "0000000000000003" ? { ...s, attributes: { "rpc.status_code": "OK" } } : s,
     );
     const failed = checkStepTrace(step as (typeof SCENARIO)[number], broken).filter((r) => !r.ok);
     expect(failed.map((r) => r.detail)).toEqual(["app.user.id is undefined"]);

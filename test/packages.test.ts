@@ -129,8 +129,8 @@ describe("npm pack", () => {
 });
 
 describe("package manifests", () => {
-  it("give the runtime no dependencies but its peers, and the plugin the generator's", () => {
-    expect(runtimePkg.dependencies ?? {}).toEqual({});
+  it("give the runtime its peers and the semantic-convention names (pinned to a minor), and the plugin the generator's", () => {
+    expect(runtimePkg.dependencies ?? {}).toEqual({ "@opentelemetry/semantic-conventions": "~1.45.0" });
     expect(Object.keys(runtimePkg.peerDependencies ?? {}).sort()).toEqual(PEERS);
     expect(Object.keys(pluginPkg.dependencies ?? {}).sort()).toEqual(["@bufbuild/protobuf", "@bufbuild/protoplugin"]);
     expect(pluginPkg.peerDependencies).toBeUndefined();

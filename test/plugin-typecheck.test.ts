@@ -362,7 +362,7 @@ function consumerSource(c: Case): string {
     `        for (let i = 0; i < req.pageSize; i++) yield { id: i, name: "n", email: "e" };`,
     "      },",
     "    },",
-    `    { messageEvents: "streaming", maxMessageEvents: 10, semconv: "both" },`,
+    `    { messageEvents: "streaming", maxMessageEvents: 10, semconv: "dup" },`,
     "  );",
     "  assertType<Equal<typeof impl, ServiceImpl<typeof UserService>>>();",
     "  assertType<Equal<Parameters<typeof traceUserService>[0], Partial<ServiceImpl<typeof UserService>>>>();",

@@ -433,7 +433,7 @@ describe.each(wires)("$name", (wire) => {
       const { client, server: serverSpan } = await spansOf(RESERVE);
       expect(client.status.code).toBe(SpanStatusCode.ERROR);
       expect(client.attributes["error.type"]).toBe(statusName(wire, code));
-      expect(serverSpan.attributes["rpc.response.status_code"]).toBe(statusName(wire, code));
+      expect(serverSpan.attributes["rpc.status_code"]).toBe(statusName(wire, code));
       if (error) {
         expect(serverSpan.status.code).toBe(SpanStatusCode.ERROR);
         expect(serverSpan.attributes["error.type"]).toBe(statusName(wire, code));

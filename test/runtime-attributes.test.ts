@@ -5,7 +5,15 @@ import type { SemconvMode } from "connect-otel";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { createTracedUserServiceClient, traceUserService } from "../generated/user/v1/user_otel.js";
 import { UserService } from "../generated/user/v1/user_pb.js";
-import { currentOnlyKeys, legacyKeys, legacySystem, statusName, systemName } from "./support/semconv.js";
+import {
+  conventionKeysOf,
+  expectedConventionAttributes,
+  legacyKeys,
+  legacySystem,
+  stableOnlyKeys,
+  statusName,
+  systemName,
+} from "./support/semconv.js";
 import type { TestServer, Wire } from "./support/servers.js";
 import { startServer, wires } from "./support/servers.js";
 import { callSpans, createSpanRecorder, spanOf } from "./support/span-recorder.js";
@@ -14,7 +22,7 @@ import type { MethodCase } from "./support/user-calls.js";
 import { methodCasesFor } from "./support/user-calls.js";
 import { createUserImpl, ERROR_BASE } from "./support/user-impl.js";
 
-// Span attributes in the three semconv modes, at span start and at span end, on both sides.
+// Span attributes in the three semconv modes (stable v1.45.0, legacy v1.26–v1.37, dup), at span start and at span end, on both sides.
 
 installTestTracing();
 const recorder = createSpanRecorder();
@@ -43,8 +51,8 @@ describe.each(wires)("$name", (wire) => {
   const servers = new Map<SemconvMode, TestServer>();
   const serverOf = (mode: SemconvMode) => servers.get(mode) as TestServer;
   beforeAll(async () => {
-    servers.set("current", await startTracedServer(wire));
-    servers.set("both", await startTracedServer(wire, "both"));
+    servers.set("stable", await startTracedServer(wire));
+    servers.set("dup", await startTracedServer(wire, "dup"));
     servers.set("legacy", await startTracedServer(wire, "legacy"));
   });
   afterAll(async () => {
@@ -56,16 +64,54 @@ describe.each(wires)("$name", (wire) => {
     await recorder.settle();
   });
 
+  describe.each<SemconvMode>(["stable", "legacy", "dup"])("%s: each span carries exactly the mode's table", (mode) => {
+    const target = () => ({ address: "127.0.0.1", port: portOf(serverOf(mode)) });
+
+    it.each(methodCasesFor(wire))("$method succeeding, on both sides", async (mc) => {
+      const client = createTracedUserServiceClient(serverOf(mode).transport(), {
+        tracerProvider: recorder.provider,
+        semconv: mode,
+      });
+      await mc.run(client);
+      const { client: c, server: s } = await spansOf(mc);
+      expect(conventionKeysOf(c.attributes)).toEqual(
+        expectedConventionAttributes(mode, wire, "client", mc.spanName, 0, undefined),
+      );
+      expect(conventionKeysOf(s.attributes)).toEqual(
+        expectedConventionAttributes(mode, wire, "server", mc.spanName, 0, target()),
+      );
+    });
+
+    it.each([5, 14])("FetchUser failing with code %i, on both sides, with baseUrl on the client", async (code) => {
+      const server = serverOf(mode);
+      const client = createTracedUserServiceClient(server.transport(), {
+        tracerProvider: recorder.provider,
+        semconv: mode,
+        baseUrl: server.baseUrl,
+      });
+      await expect(client.fetchUser({ userId: ERROR_BASE + code })).rejects.toThrow(`failure ${code}`);
+      for (const [kind, side] of [
+        [SpanKind.CLIENT, "client"],
+        [SpanKind.SERVER, "server"],
+      ] as const) {
+        const span = await spanOf(recorder, FETCH_USER, kind);
+        expect(conventionKeysOf(span.attributes), side).toEqual(
+          expectedConventionAttributes(mode, wire, side, FETCH_USER, code, target()),
+        );
+      }
+    });
+  });
+
   describe.each(methodCasesFor(wire))("$method", (mc) => {
-    it("current (default): system, method and status on both sides, no legacy attributes", async () => {
-      const server = serverOf("current");
+    it("stable (default): system, method and status on both sides, no legacy attributes", async () => {
+      const server = serverOf("stable");
       const client = createTracedUserServiceClient(server.transport(), { tracerProvider: recorder.provider });
       await mc.run(client);
       const spans = await spansOf(mc);
       for (const span of [spans.client, spans.server]) {
         expect(span.attributes["rpc.system.name"]).toBe(systemName(wire));
         expect(span.attributes["rpc.method"]).toBe(mc.spanName);
-        expect(span.attributes["rpc.response.status_code"]).toBe(statusName(wire, 0));
+        expect(span.attributes["rpc.status_code"]).toBe(statusName(wire, 0));
         expect(span.attributes).not.toHaveProperty(["error.type"]);
         expect(span.status.code).toBe(SpanStatusCode.UNSET);
         expectNone(span.attributes, legacyKeys);
@@ -77,8 +123,8 @@ describe.each(wires)("$name", (wire) => {
       expect(spans.client.attributes).not.toHaveProperty(["server.port"]);
     });
 
-    it("current: without the protocol option the client learns rpc.system.name from the response", async () => {
-      const client = createTracedUserServiceClient(serverOf("current").transport(), {
+    it("stable: without the protocol option the client learns rpc.system.name from the response", async () => {
+      const client = createTracedUserServiceClient(serverOf("stable").transport(), {
         tracerProvider: recorder.provider,
       });
       await mc.run(client);
@@ -89,8 +135,8 @@ describe.each(wires)("$name", (wire) => {
       expect(spans.client.attributes["rpc.system.name"]).toBe(systemName(wire));
     });
 
-    it("current: baseUrl and protocol options put server.address, server.port, rpc.system.name at start", async () => {
-      const server = serverOf("current");
+    it("stable: baseUrl and protocol options put server.address, server.port, rpc.system.name at start", async () => {
+      const server = serverOf("stable");
       const client = createTracedUserServiceClient(server.transport(), {
         tracerProvider: recorder.provider,
         baseUrl: server.baseUrl,
@@ -108,8 +154,8 @@ describe.each(wires)("$name", (wire) => {
       expect(spans.client.attributes["server.port"]).toBe(portOf(server));
     });
 
-    it("current: the server span has system, method and server address at start", async () => {
-      const server = serverOf("current");
+    it("stable: the server span has system, method and server address at start", async () => {
+      const server = serverOf("stable");
       const client = createTracedUserServiceClient(server.transport(), { tracerProvider: recorder.provider });
       await mc.run(client);
       const serverSpan = (await spansOf(mc)).server;
@@ -118,20 +164,20 @@ describe.each(wires)("$name", (wire) => {
       expect(atStart["rpc.method"]).toBe(mc.spanName);
       expect(atStart["server.address"]).toBe("127.0.0.1");
       expect(atStart["server.port"]).toBe(portOf(server));
-      expect(atStart).not.toHaveProperty(["rpc.response.status_code"]);
+      expect(atStart).not.toHaveProperty(["rpc.status_code"]);
     });
 
-    it("both (option): current and legacy attributes, rpc.method fully qualified", async () => {
-      const client = createTracedUserServiceClient(serverOf("both").transport(), {
+    it("dup (option): stable and legacy attributes, rpc.method fully qualified", async () => {
+      const client = createTracedUserServiceClient(serverOf("dup").transport(), {
         tracerProvider: recorder.provider,
-        semconv: "both",
+        semconv: "dup",
       });
       await mc.run(client);
       const spans = await spansOf(mc);
-      for (const span of [spans.client, spans.server]) expectBoth(wire, mc, span);
+      for (const span of [spans.client, spans.server]) expectDup(wire, mc, span);
     });
 
-    it("both (OTEL_SEMCONV_STABILITY_OPT_IN=rpc/dup, read when the wrappers are created)", async () => {
+    it("dup (OTEL_SEMCONV_STABILITY_OPT_IN=rpc/dup, read when the wrappers are created)", async () => {
       vi.stubEnv("OTEL_SEMCONV_STABILITY_OPT_IN", "http, rpc/dup");
       const server = await startTracedServer(wire);
       try {
@@ -140,13 +186,13 @@ describe.each(wires)("$name", (wire) => {
         vi.stubEnv("OTEL_SEMCONV_STABILITY_OPT_IN", "");
         await mc.run(client);
         const spans = await spansOf(mc);
-        for (const span of [spans.client, spans.server]) expectBoth(wire, mc, span);
+        for (const span of [spans.client, spans.server]) expectDup(wire, mc, span);
       } finally {
         await server.close();
       }
     });
 
-    it("legacy (option): rpc.system, rpc.service, bare rpc.method, numeric gRPC status; no current attributes", async () => {
+    it("legacy (option): rpc.system, rpc.service, bare rpc.method, numeric gRPC status; no stable attributes", async () => {
       const client = createTracedUserServiceClient(serverOf("legacy").transport(), {
         tracerProvider: recorder.provider,
         semconv: "legacy",
@@ -158,7 +204,7 @@ describe.each(wires)("$name", (wire) => {
         expect(span.attributes["rpc.service"]).toBe("user.v1.UserService");
         expect(span.attributes["rpc.method"]).toBe(mc.method);
         expectLegacySuccessStatus(wire, span);
-        expectNone(span.attributes, currentOnlyKeys);
+        expectNone(span.attributes, stableOnlyKeys);
       }
     });
   });
@@ -175,40 +221,55 @@ describe.each(wires)("$name", (wire) => {
       for (const kind of [SpanKind.CLIENT, SpanKind.SERVER]) {
         const span = await spanOf(recorder, FETCH_USER, kind);
         expectLegacyStatus(wire, span, 5);
-        expectNone(span.attributes, currentOnlyKeys);
+        expectNone(span.attributes, stableOnlyKeys);
       }
     });
 
-    it("both: legacy status attribute next to rpc.response.status_code", async () => {
-      const client = createTracedUserServiceClient(serverOf("both").transport(), {
+    it("dup: legacy status attribute next to rpc.status_code", async () => {
+      const client = createTracedUserServiceClient(serverOf("dup").transport(), {
         tracerProvider: recorder.provider,
-        semconv: "both",
+        semconv: "dup",
       });
       await expect(client.fetchUser(notFound)).rejects.toThrow("failure 5");
       for (const kind of [SpanKind.CLIENT, SpanKind.SERVER]) {
         const span = await spanOf(recorder, FETCH_USER, kind);
         expectLegacyStatus(wire, span, 5);
-        expect(span.attributes["rpc.response.status_code"]).toBe(statusName(wire, 5));
+        expect(span.attributes["rpc.status_code"]).toBe(statusName(wire, 5));
       }
     });
 
-    it("current: no legacy status attribute", async () => {
-      const client = createTracedUserServiceClient(serverOf("current").transport(), {
+    it("stable: no legacy status attribute", async () => {
+      const client = createTracedUserServiceClient(serverOf("stable").transport(), {
         tracerProvider: recorder.provider,
       });
       await expect(client.fetchUser(notFound)).rejects.toThrow("failure 5");
       for (const kind of [SpanKind.CLIENT, SpanKind.SERVER]) {
         const span = await spanOf(recorder, FETCH_USER, kind);
         expectNone(span.attributes, legacyKeys);
-        expect(span.attributes["rpc.response.status_code"]).toBe(statusName(wire, 5));
+        expect(span.attributes["rpc.status_code"]).toBe(statusName(wire, 5));
       }
     });
   });
 
-  describe("OTEL_SEMCONV_STABILITY_OPT_IN", () => {
-    it("rpc selects current conventions", async () => {
+  describe("OTEL_SEMCONV_STABILITY_OPT_IN and the semconv option", () => {
+    it.each([
+      ["current", "stable"],
+      ["both", "dup"],
+    ] as const)("the deprecated option value %s selects %s", async (alias, mode) => {
+      const client = createTracedUserServiceClient(serverOf(mode).transport(), {
+        tracerProvider: recorder.provider,
+        semconv: alias,
+      });
+      await client.fetchUser({ userId: 1 });
+      const span = await spanOf(recorder, FETCH_USER, SpanKind.CLIENT);
+      expect(span.attributes["rpc.status_code"]).toBe(statusName(wire, 0));
+      if (mode === "dup") expect(span.attributes["rpc.system"]).toBe(legacySystem(wire));
+      else expectNone(span.attributes, legacyKeys);
+    });
+
+    it("rpc selects the stable conventions", async () => {
       vi.stubEnv("OTEL_SEMCONV_STABILITY_OPT_IN", "rpc");
-      const client = createTracedUserServiceClient(serverOf("current").transport(), {
+      const client = createTracedUserServiceClient(serverOf("stable").transport(), {
         tracerProvider: recorder.provider,
       });
       await client.fetchUser({ userId: 1 });
@@ -219,9 +280,9 @@ describe.each(wires)("$name", (wire) => {
 
     it("an explicit semconv option wins over the environment", async () => {
       vi.stubEnv("OTEL_SEMCONV_STABILITY_OPT_IN", "rpc/dup");
-      const client = createTracedUserServiceClient(serverOf("current").transport(), {
+      const client = createTracedUserServiceClient(serverOf("stable").transport(), {
         tracerProvider: recorder.provider,
-        semconv: "current",
+        semconv: "stable",
       });
       await client.fetchUser({ userId: 1 });
       const span = await spanOf(recorder, FETCH_USER, SpanKind.CLIENT);
@@ -229,7 +290,7 @@ describe.each(wires)("$name", (wire) => {
     });
 
     it("rpc/dup set after creation does not change existing wrappers", async () => {
-      const client = createTracedUserServiceClient(serverOf("current").transport(), {
+      const client = createTracedUserServiceClient(serverOf("stable").transport(), {
         tracerProvider: recorder.provider,
       });
       vi.stubEnv("OTEL_SEMCONV_STABILITY_OPT_IN", "rpc/dup");
@@ -240,12 +301,12 @@ describe.each(wires)("$name", (wire) => {
   });
 });
 
-function expectBoth(wire: Wire, mc: MethodCase, span: ReadableSpan): void {
+function expectDup(wire: Wire, mc: MethodCase, span: ReadableSpan): void {
   expect(span.attributes["rpc.system.name"]).toBe(systemName(wire));
   expect(span.attributes["rpc.system"]).toBe(legacySystem(wire));
   expect(span.attributes["rpc.service"]).toBe("user.v1.UserService");
   expect(span.attributes["rpc.method"]).toBe(mc.spanName);
-  expect(span.attributes["rpc.response.status_code"]).toBe(statusName(wire, 0));
+  expect(span.attributes["rpc.status_code"]).toBe(statusName(wire, 0));
   expectLegacySuccessStatus(wire, span);
 }
 
@@ -305,7 +366,7 @@ describe("gRPC-web server spans name the RPC system (connect calls the protocol 
     for (const server of servers) await server.close();
   });
 
-  it("current: rpc.system.name grpc at the start of the server span", async () => {
+  it("stable: rpc.system.name grpc at the start of the server span", async () => {
     const server = await startTracedServer(wire);
     servers.push(server);
     const client = createTracedUserServiceClient(server.transport(), { tracerProvider: recorder.provider });

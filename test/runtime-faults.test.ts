@@ -246,9 +246,9 @@ const cases: readonly FaultCase[] = [
   },
 ];
 
-/** Asserts a span's `rpc.response.status_code` and status for `code` on `side` (semconv rules). */
+/** Asserts a span's `rpc.status_code` and status for `code` on `side` (semconv rules). */
 function expectStatus(wire: Wire, span: ReadableSpan, side: "client" | "server", code: Code | 0): void {
-  expect(span.attributes["rpc.response.status_code"]).toBe(statusName(wire, code));
+  expect(span.attributes["rpc.status_code"]).toBe(statusName(wire, code));
   const isError = code !== 0 && (side === "client" || serverErrorCodes.has(code));
   expect(span.status.code).toBe(isError ? SpanStatusCode.ERROR : SpanStatusCode.UNSET);
 }
@@ -294,7 +294,7 @@ describe.each(wires)("$name", (wire) => {
       if (fault.optional === true) await recorder.settle();
       else await waitFor(() => ownServerSpans().length > 0);
       for (const serverSpan of ownServerSpans()) {
-        const status = serverSpan.attributes["rpc.response.status_code"];
+        const status = serverSpan.attributes["rpc.status_code"];
         const code = fault.server.find((c) => status === statusName(wire, c));
         expect(code, `server span status ${String(status)}`).toBeDefined();
         expectStatus(wire, serverSpan, "server", code as Code | 0);

@@ -335,7 +335,7 @@ describe.each(wires)("$name", (wire) => {
         );
         // the span itself is that of a successful call
         expect(span.status.code).toBe(SpanStatusCode.UNSET);
-        expect(span.attributes["rpc.response.status_code"]).toBe(statusName(wire, 0));
+        expect(span.attributes["rpc.status_code"]).toBe(statusName(wire, 0));
         expect(span.attributes).not.toHaveProperty(["error.type"]);
       }
     });
@@ -408,7 +408,7 @@ describe.each(wires)("$name", (wire) => {
         // the hooks' exceptions, then the call's own (recorded when the span ends, if it is an error)
         expect(exceptionMessages(spans[side])).toEqual([...hookMessages, ...exceptionMessages(bareSpans[side])]);
         expect(spans[side].status).toEqual(bareSpans[side].status);
-        expect(spans[side].attributes["rpc.response.status_code"]).toBe(statusName(wire, fc.code));
+        expect(spans[side].attributes["rpc.status_code"]).toBe(statusName(wire, fc.code));
       }
     });
 
@@ -441,7 +441,7 @@ describe.each(wires)("$name", (wire) => {
     expect(error.code).toBe(Code.Internal);
     const spans = await spansOf(FETCH_USER);
     await recorder.settle();
-    expect(spans.server.attributes["rpc.response.status_code"]).toBe(statusName(wire, Code.Internal));
+    expect(spans.server.attributes["rpc.status_code"]).toBe(statusName(wire, Code.Internal));
     const serverError = calls.find((c) => c.side === "server" && c.hook === "onError")?.arg as ConnectError;
     expect(serverError).toBeInstanceOf(ConnectError);
     expect(serverError.code).toBe(Code.Internal);
@@ -470,7 +470,7 @@ describe.each(wires)("$name", (wire) => {
         stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
         const span = await spanOf(recorder, FETCH_USER, SpanKind.SERVER);
         // a gRPC request, whatever the wire: gRPC status names
-        expect(span.attributes["rpc.response.status_code"]).toBe(grpcStatusNames[Code.Canceled]);
+        expect(span.attributes["rpc.status_code"]).toBe(grpcStatusNames[Code.Canceled]);
         const seen = seenBy("server");
         expect(seen.map((c) => c.hook)).toEqual(["onRequest", "onError"]);
         expect(seen[0]?.arg).toEqual(request);
@@ -509,7 +509,7 @@ describe.each(wires)("$name", (wire) => {
     ]);
     // the code the server span ends with, whatever reason the transport gave for the abort
     expect(serverSeen[1]?.arg).toMatchObject({ code: Code.Canceled });
-    expect(spans.server.attributes["rpc.response.status_code"]).toBe(statusName(wire, Code.Canceled));
+    expect(spans.server.attributes["rpc.status_code"]).toBe(statusName(wire, Code.Canceled));
     expectSpanOfCall("client", spans.client);
     expectSpanOfCall("server", spans.server);
   });

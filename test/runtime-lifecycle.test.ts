@@ -115,7 +115,7 @@ function expectCode(error: unknown, code: Code): void {
 
 function expectClientStatus(wire: Wire, span: ReadableSpan, code: Code): void {
   expect(span.status.code).toBe(SpanStatusCode.ERROR);
-  expect(span.attributes["rpc.response.status_code"]).toBe(statusName(wire, code));
+  expect(span.attributes["rpc.status_code"]).toBe(statusName(wire, code));
   expect(span.attributes["error.type"]).toBe(statusName(wire, code));
 }
 
@@ -168,7 +168,7 @@ describe.each(wires)("$name", (wire) => {
       await recorder.settle();
       expect(recorder.endCalls(clientSpan)).toBe(1);
       for (const serverSpan of recorder.spans().filter((s) => s.kind === SpanKind.SERVER)) {
-        expect(serverSpan.attributes["rpc.response.status_code"]).toBe(statusName(wire, Code.Canceled));
+        expect(serverSpan.attributes["rpc.status_code"]).toBe(statusName(wire, Code.Canceled));
         expect(recorder.endCalls(serverSpan)).toBe(1);
       }
     });
@@ -184,7 +184,7 @@ describe.each(wires)("$name", (wire) => {
       // the server learns of the cancel from HandlerContext.signal: a client that went away is
       // CANCELLED, whatever the transport's reason (an HTTP/1.1 hang-up reads as ECONNRESET)
       const serverSpan = await spanOf(recorder, mc.spanName, SpanKind.SERVER);
-      expect(serverSpan.attributes["rpc.response.status_code"]).toBe(statusName(wire, Code.Canceled));
+      expect(serverSpan.attributes["rpc.status_code"]).toBe(statusName(wire, Code.Canceled));
       expect(serverSpan.status.code).toBe(SpanStatusCode.UNSET);
       await recorder.settle();
       expect(recorder.endCalls(clientSpan)).toBe(1);
@@ -199,7 +199,7 @@ describe.each(wires)("$name", (wire) => {
       for (const kind of [SpanKind.CLIENT, SpanKind.SERVER]) {
         const span = await spanOf(recorder, mc.spanName, kind);
         expect(span.status.code).toBe(SpanStatusCode.UNSET);
-        expect(span.attributes["rpc.response.status_code"]).toBe(statusName(wire, 0));
+        expect(span.attributes["rpc.status_code"]).toBe(statusName(wire, 0));
         expect(recorder.endCalls(span)).toBe(1);
       }
     });
@@ -222,7 +222,7 @@ describe.each(wires)("$name", (wire) => {
       // the server's own deadline or the client's reset, whichever comes first; never a server fault
       const serverSpan = await spanOf(recorder, mc.spanName, SpanKind.SERVER);
       expect([statusName(wire, Code.DeadlineExceeded), statusName(wire, Code.Canceled)]).toContain(
-        serverSpan.attributes["rpc.response.status_code"],
+        serverSpan.attributes["rpc.status_code"],
       );
       expect(serverSpan.attributes["error.type"]).not.toBe(statusName(wire, Code.Internal));
       await recorder.settle();
@@ -249,7 +249,7 @@ describe.each(wires)("$name", (wire) => {
       }
       expectClientStatus(wire, await spanOf(recorder, mc.spanName, SpanKind.CLIENT), Code.DeadlineExceeded);
       const serverSpan = await spanOf(recorder, mc.spanName, SpanKind.SERVER);
-      expect(serverSpan.attributes["rpc.response.status_code"]).toBe(statusName(wire, Code.Canceled));
+      expect(serverSpan.attributes["rpc.status_code"]).toBe(statusName(wire, Code.Canceled));
       expect(serverSpan.status.code).toBe(SpanStatusCode.UNSET);
       expect(serverSpan.attributes).not.toHaveProperty(["error.type"]);
     },
@@ -336,7 +336,7 @@ describe.each(wires)("$name", (wire) => {
         await withOwnServer(async (own) => {
           await breakAfterTwo(clientOf(own));
           const serverSpan = await spanOf(recorder, mc.spanName, SpanKind.SERVER, 1000);
-          expect(serverSpan.attributes["rpc.response.status_code"]).toBe(statusName(wire, Code.Canceled));
+          expect(serverSpan.attributes["rpc.status_code"]).toBe(statusName(wire, Code.Canceled));
           expect(recorder.endCalls(serverSpan)).toBe(1);
         });
       });
@@ -345,7 +345,7 @@ describe.each(wires)("$name", (wire) => {
         await withOwnServer(async (own) => {
           await returnBeforeRead(clientOf(own));
           const serverSpan = await spanOf(recorder, mc.spanName, SpanKind.SERVER, 1000);
-          expect(serverSpan.attributes["rpc.response.status_code"]).toBe(statusName(wire, Code.Canceled));
+          expect(serverSpan.attributes["rpc.status_code"]).toBe(statusName(wire, Code.Canceled));
         });
       });
     },
@@ -374,8 +374,8 @@ describe.each(wires)("$name", (wire) => {
         const clientSpan = await spanOf(recorder, mc.spanName, SpanKind.CLIENT);
         expect(clientSpan.status.code).toBe(SpanStatusCode.ERROR);
         const serverSpan = await spanOf(recorder, mc.spanName, SpanKind.SERVER);
-        expect(serverSpan.attributes["rpc.response.status_code"]).toBeDefined();
-        expect(serverSpan.attributes["rpc.response.status_code"]).not.toBe(statusName(wire, 0));
+        expect(serverSpan.attributes["rpc.status_code"]).toBeDefined();
+        expect(serverSpan.attributes["rpc.status_code"]).not.toBe(statusName(wire, 0));
         await recorder.settle();
         expect(recorder.endCalls(clientSpan)).toBe(1);
         expect(recorder.endCalls(serverSpan)).toBe(1);

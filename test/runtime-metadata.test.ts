@@ -15,8 +15,11 @@ import type { MethodCase } from "./support/user-calls.js";
 import { errorOf, methodCasesFor } from "./support/user-calls.js";
 import { createUserImpl } from "./support/user-impl.js";
 
-// Metadata allow-lists (`requestMetadata`, `responseMetadata`, `allowSensitiveMetadata`) and deadline
-// attributes, on client and server spans of all four method kinds, over every wire.
+// Header and trailer allow-lists (`requestHeaders`, `responseHeaders`, `responseTrailers`, the
+// deprecated `requestMetadata`/`responseMetadata`, `allowSensitiveMetadata`) and deadline attributes,
+// on client and server spans of all four method kinds, over every wire, in the three semconv modes.
+// Expected names follow semconv v1.45.0 (`rpc.request.header.<key>`, `rpc.response.header.<key>`,
+// `rpc.response.trailer.<key>`) and v1.26–v1.37 (`rpc.<grpc|connect_rpc>.<request|response>.metadata.<key>`).
 
 installTestTracing();
 const recorder = createSpanRecorder();
@@ -28,9 +31,11 @@ const UNLISTED_REQUEST = "unlisted-request-value";
 const UNLISTED_RESPONSE = "unlisted-response-value";
 
 /** Allow-lists as users write them: mixed case; `x-missing`/`x-absent` are never sent. */
-const requestMetadata = ["X-Tenant", "x-MULTI", "x-missing"];
-const responseMetadata = ["X-Resp-H", "x-resp-t", "X-ERR", "x-absent"];
-const allowLists = { requestMetadata, responseMetadata };
+const allowLists = {
+  requestHeaders: ["X-Tenant", "x-MULTI", "x-missing"],
+  responseHeaders: ["X-Resp-H", "X-ERR", "x-absent"],
+  responseTrailers: ["x-resp-t", "x-err"],
+};
 
 /** Request headers of a call: listed ones, a repeated one, an unlisted one, a credential. */
 function requestHeaders(fail = false): Headers {
@@ -87,12 +92,13 @@ function metadataImpl(): ServiceImpl<typeof UserService> {
 /** Server options by server name: each wire gets one server per entry. */
 const serverOptions = {
   plain: {},
-  current: allowLists,
-  both: { ...allowLists, semconv: "both" },
+  stable: allowLists,
+  dup: { ...allowLists, semconv: "dup" },
   legacy: { ...allowLists, semconv: "legacy" },
+  deprecated: { requestMetadata: ["x-tenant"], responseMetadata: ["x-resp-h", "x-resp-t"] },
   sensitive: {
-    requestMetadata: ["authorization"],
-    responseMetadata: ["set-cookie"],
+    requestHeaders: ["authorization"],
+    responseHeaders: ["set-cookie"],
     allowSensitiveMetadata: ["Authorization", "SET-COOKIE"],
   },
 } satisfies Record<string, TracedServiceOptions<typeof UserService>>;
@@ -100,9 +106,11 @@ type ServerName = keyof typeof serverOptions;
 
 const spansOf = (mc: MethodCase) => callSpans(recorder, mc.spanName);
 
-/** The metadata attributes (any generation) of `attributes`, sorted by key. */
+/** The header, trailer and metadata attributes (any generation) of `attributes`, sorted by key. */
 function metadataOf(attributes: Attributes): Record<string, AttributeValue | undefined> {
-  const entries = Object.entries(attributes).filter(([key]) => key.includes(".metadata."));
+  const entries = Object.entries(attributes).filter(([key]) =>
+    /^rpc\.(request\.header|response\.header|response\.trailer)\.|\.metadata\./.test(key),
+  );
   return Object.fromEntries(entries.sort(([a], [b]) => a.localeCompare(b)));
 }
 
@@ -121,21 +129,51 @@ function everythingRecorded(span: ReadableSpan): string[] {
   return all;
 }
 
-/** The metadata attribute set of a successful call in `prefixes` (e.g. `rpc.` for current names). */
-function successMetadata(prefixes: readonly string[]): Record<string, string[]> {
-  const result: Record<string, string[]> = {};
-  for (const prefix of prefixes) {
-    result[`${prefix}request.metadata.x-multi`] = ["a, b"];
-    result[`${prefix}request.metadata.x-tenant`] = ["acme"];
-    result[`${prefix}response.metadata.x-resp-h`] = ["h"];
-    result[`${prefix}response.metadata.x-resp-t`] = ["t"];
-  }
-  return Object.fromEntries(Object.entries(result).sort(([a], [b]) => a.localeCompare(b)));
-}
+const sorted = (attrs: Record<string, string[]>) =>
+  Object.fromEntries(Object.entries(attrs).sort(([a], [b]) => a.localeCompare(b)));
 
 /** `rpc.grpc.` or `rpc.connect_rpc.`: where the legacy conventions put the metadata of `wire`. */
 function legacyPrefix(wire: Wire): string {
   return wire.protocol === "connect" ? "rpc.connect_rpc." : "rpc.grpc.";
+}
+
+/** The stable request attributes of a call with {@link requestHeaders}. */
+const stableRequest = { "rpc.request.header.x-multi": ["a, b"], "rpc.request.header.x-tenant": ["acme"] };
+
+/**
+ * The header and trailer attributes of a call to the allow-listed servers in `mode`: on success,
+ * the request headers, response header `x-resp-h` and trailer `x-resp-t`. On failure (`failed`),
+ * also `x-err: e1` of the ConnectError's metadata: a client reads headers and trailers merged from
+ * it, so it counts for both lists that name `x-err`; a server records it where connect sends it,
+ * in the response headers of a Connect unary call and in the trailers otherwise.
+ */
+function expectedMetadata(
+  mode: SemconvMode,
+  wire: Wire,
+  side: "client" | "server",
+  unary: boolean,
+  failed: boolean,
+): Record<string, string[]> {
+  const header: Record<string, string[]> = { "x-resp-h": ["h"] };
+  const trailer: Record<string, string[]> = { "x-resp-t": ["t"] };
+  if (failed && (side === "client" || (wire.protocol === "connect" && unary))) header["x-err"] = ["e1"];
+  if (failed && (side === "client" || !(wire.protocol === "connect" && unary))) trailer["x-err"] = ["e1"];
+  const result: Record<string, string[]> = {};
+  if (mode !== "legacy") {
+    Object.assign(result, stableRequest);
+    for (const [k, v] of Object.entries(header)) result[`rpc.response.header.${k}`] = v;
+    for (const [k, v] of Object.entries(trailer)) result[`rpc.response.trailer.${k}`] = v;
+  }
+  if (mode !== "stable") {
+    const p = legacyPrefix(wire);
+    result[`${p}request.metadata.x-multi`] = ["a, b"];
+    result[`${p}request.metadata.x-tenant`] = ["acme"];
+    // one family: header values, then trailer values
+    for (const k of new Set([...Object.keys(header), ...Object.keys(trailer)])) {
+      result[`${p}response.metadata.${k}`] = [...(header[k] ?? []), ...(trailer[k] ?? [])];
+    }
+  }
+  return sorted(result);
 }
 
 describe.each(wires)("$name", (wire: Wire) => {
@@ -162,25 +200,30 @@ describe.each(wires)("$name", (wire: Wire) => {
     createTracedUserServiceClient(serverOf(name).transport(), { tracerProvider: recorder.provider, ...options });
 
   describe.each(methodCasesFor(wire))("$method", (mc) => {
-    it("current: listed request and response metadata as string arrays, lowercased keys, on both sides", async () => {
-      await mc.run(clientOf("current", allowLists), { headers: requestHeaders() });
-      const { client, server } = await spansOf(mc);
-      const expected = successMetadata(["rpc."]);
-      expect(metadataOf(client.attributes)).toEqual(expected);
-      expect(metadataOf(server.attributes)).toEqual(expected);
-      // request metadata is there at span start
-      const requestOnly = successMetadata(["rpc."]);
-      delete requestOnly["rpc.response.metadata.x-resp-h"];
-      delete requestOnly["rpc.response.metadata.x-resp-t"];
-      expect(metadataOf(recorder.startAttributes(client))).toEqual(requestOnly);
-      expect(metadataOf(recorder.startAttributes(server))).toEqual(requestOnly);
-      for (const span of [client, server]) {
-        const recorded = everythingRecorded(span);
-        for (const secret of [UNLISTED_REQUEST, UNLISTED_RESPONSE, "x-unlisted", "x-resp-unlisted", "t0k3n", "a=1"]) {
-          expect(recorded.filter((r) => r.includes(secret))).toEqual([]);
+    it.each<SemconvMode>(["stable", "dup", "legacy"])(
+      "%s: listed request headers, response headers and trailers as string arrays, lowercased keys, on both sides",
+      async (mode) => {
+        await mc.run(clientOf(mode, { ...allowLists, semconv: mode, protocol: wire.protocol }), {
+          headers: requestHeaders(),
+        });
+        const { client, server } = await spansOf(mc);
+        const unary = mc.method === "FetchUser";
+        expect(metadataOf(client.attributes)).toEqual(expectedMetadata(mode, wire, "client", unary, false));
+        expect(metadataOf(server.attributes)).toEqual(expectedMetadata(mode, wire, "server", unary, false));
+        // request headers are there at span start
+        const atStart = Object.fromEntries(
+          Object.entries(expectedMetadata(mode, wire, "client", unary, false)).filter(([k]) => k.includes("request")),
+        );
+        expect(metadataOf(recorder.startAttributes(client))).toEqual(atStart);
+        expect(metadataOf(recorder.startAttributes(server))).toEqual(atStart);
+        for (const span of [client, server]) {
+          const recorded = everythingRecorded(span);
+          for (const secret of [UNLISTED_REQUEST, UNLISTED_RESPONSE, "x-unlisted", "x-resp-unlisted", "t0k3n", "a=1"]) {
+            expect(recorded.filter((r) => r.includes(secret))).toEqual([]);
+          }
         }
-      }
-    });
+      },
+    );
 
     it("without allow-lists no metadata is recorded", async () => {
       await mc.run(clientOf("plain", {}), { headers: requestHeaders() });
@@ -189,61 +232,60 @@ describe.each(wires)("$name", (wire: Wire) => {
       expect(metadataOf(server.attributes)).toEqual({});
     });
 
-    it("failure: response metadata includes the ConnectError's metadata", async () => {
-      const error = await errorOf(mc.run(clientOf("current", allowLists), { headers: requestHeaders(true) }));
-      expect(error.code).toBe(Code.NotFound);
-      expect(error.metadata.get("x-err")).toBe("e1");
-      const { client, server } = await spansOf(mc);
-      const expected = metadataOf({ ...successMetadata(["rpc."]), "rpc.response.metadata.x-err": ["e1"] });
-      expect(metadataOf(server.attributes)).toEqual(expected);
-      // the client reads them from the error, which carries the response headers and trailers too
-      expect(metadataOf(client.attributes)).toEqual(expected);
-    });
-
-    it.each<[SemconvMode, string]>([
-      ["both", "current and legacy names"],
-      ["legacy", "legacy names only"],
-    ])("%s: %s, with the protocol option", async (semconv) => {
-      await mc.run(clientOf(semconv, { ...allowLists, semconv, protocol: wire.protocol }), {
-        headers: requestHeaders(),
-      });
-      const { client, server } = await spansOf(mc);
-      const prefixes = semconv === "both" ? ["rpc.", legacyPrefix(wire)] : [legacyPrefix(wire)];
-      expect(metadataOf(client.attributes)).toEqual(successMetadata(prefixes));
-      expect(metadataOf(server.attributes)).toEqual(successMetadata(prefixes));
-      const atStart = metadataOf(recorder.startAttributes(client));
-      expect(atStart[`${legacyPrefix(wire)}request.metadata.x-tenant`]).toEqual(["acme"]);
-    });
-
-    it.each<SemconvMode>(["both", "legacy"])(
-      "%s without the protocol option: the client adds the legacy request names once the response tells the protocol",
-      async (semconv) => {
-        await mc.run(clientOf(semconv, { ...allowLists, semconv }), { headers: requestHeaders() });
-        const { client } = await spansOf(mc);
-        const prefixes = semconv === "both" ? ["rpc.", legacyPrefix(wire)] : [legacyPrefix(wire)];
-        expect(metadataOf(client.attributes)).toEqual(successMetadata(prefixes));
-        const atStart = metadataOf(recorder.startAttributes(client));
-        expect(atStart).toEqual(
-          semconv === "both"
-            ? { "rpc.request.metadata.x-multi": ["a, b"], "rpc.request.metadata.x-tenant": ["acme"] }
-            : {},
+    it.each<SemconvMode>(["stable", "dup", "legacy"])(
+      "%s failure: the ConnectError's metadata, as headers and trailers where each side gets it",
+      async (mode) => {
+        const error = await errorOf(
+          mc.run(clientOf(mode, { ...allowLists, semconv: mode, protocol: wire.protocol }), {
+            headers: requestHeaders(true),
+          }),
         );
+        expect(error.code).toBe(Code.NotFound);
+        expect(error.metadata.get("x-err")).toBe("e1");
+        const { client, server } = await spansOf(mc);
+        const unary = mc.method === "FetchUser";
+        expect(metadataOf(server.attributes)).toEqual(expectedMetadata(mode, wire, "server", unary, true));
+        expect(metadataOf(client.attributes)).toEqual(expectedMetadata(mode, wire, "client", unary, true));
       },
     );
+
+    it.each<SemconvMode>(["dup", "legacy"])(
+      "%s without the protocol option: the client adds the legacy request names once the response tells the protocol",
+      async (mode) => {
+        await mc.run(clientOf(mode, { ...allowLists, semconv: mode }), { headers: requestHeaders() });
+        const { client } = await spansOf(mc);
+        const unary = mc.method === "FetchUser";
+        expect(metadataOf(client.attributes)).toEqual(expectedMetadata(mode, wire, "client", unary, false));
+        const atStart = metadataOf(recorder.startAttributes(client));
+        expect(atStart).toEqual(mode === "dup" ? stableRequest : {});
+      },
+    );
+
+    it("deprecated requestMetadata and responseMetadata: request headers, and a response key as header and trailer", async () => {
+      await mc.run(clientOf("deprecated", serverOptions.deprecated), { headers: requestHeaders() });
+      const { client, server } = await spansOf(mc);
+      const expected = {
+        "rpc.request.header.x-tenant": ["acme"],
+        "rpc.response.header.x-resp-h": ["h"],
+        "rpc.response.trailer.x-resp-t": ["t"],
+      };
+      expect(metadataOf(client.attributes)).toEqual(expected);
+      expect(metadataOf(server.attributes)).toEqual(expected);
+    });
 
     it("credential headers are recorded when allowSensitiveMetadata lists them", async () => {
       await mc.run(
         clientOf("sensitive", {
-          requestMetadata: ["Authorization"],
-          responseMetadata: ["Set-Cookie"],
+          requestHeaders: ["Authorization"],
+          responseHeaders: ["Set-Cookie"],
           allowSensitiveMetadata: ["authorization", "set-cookie"],
         }),
         { headers: requestHeaders() },
       );
       const { client, server } = await spansOf(mc);
       const expected = {
-        "rpc.request.metadata.authorization": ["Bearer t0k3n"],
-        "rpc.response.metadata.set-cookie": ["a=1", "b=2"],
+        "rpc.request.header.authorization": ["Bearer t0k3n"],
+        "rpc.response.header.set-cookie": ["a=1", "b=2"],
       };
       expect(metadataOf(client.attributes)).toEqual(expected);
       expect(metadataOf(server.attributes)).toEqual(expected);
@@ -298,50 +340,53 @@ describe("allow-list validation at creation", () => {
   });
 
   describe.each(factories)("%s", (_name, create) => {
-    describe.each(["requestMetadata", "responseMetadata"])("%s", (option) => {
-      it.each(credentialSpellings)("%s: TypeError naming the key and allowSensitiveMetadata", (key) => {
-        const error = thrownBy(() => create({ [option]: ["x-ok", key] }));
-        expect(error).toBeInstanceOf(TypeError);
-        const message = (error as TypeError).message;
-        expect(message).toContain(`"${key.toLowerCase()}"`);
-        expect(message).toContain("allowSensitiveMetadata");
-        expect(message).toContain(`option ${option}`);
-      });
+    describe.each(["requestHeaders", "responseHeaders", "responseTrailers", "requestMetadata", "responseMetadata"])(
+      "%s",
+      (option) => {
+        it.each(credentialSpellings)("%s: TypeError naming the key and allowSensitiveMetadata", (key) => {
+          const error = thrownBy(() => create({ [option]: ["x-ok", key] }));
+          expect(error).toBeInstanceOf(TypeError);
+          const message = (error as TypeError).message;
+          expect(message).toContain(`"${key.toLowerCase()}"`);
+          expect(message).toContain("allowSensitiveMetadata");
+          expect(message).toContain(`option ${option}`);
+        });
 
-      it.each(credentialSpellings)("%s: accepted when allowSensitiveMetadata lists it (any case)", (key) => {
-        expect(() => create({ [option]: [key], allowSensitiveMetadata: [key.toUpperCase()] })).not.toThrow();
-      });
+        it.each(credentialSpellings)("%s: accepted when allowSensitiveMetadata lists it (any case)", (key) => {
+          expect(() => create({ [option]: [key], allowSensitiveMetadata: [key.toUpperCase()] })).not.toThrow();
+        });
 
-      it("allowing one credential header does not allow another", () => {
-        expect(
-          thrownBy(() => create({ [option]: ["cookie"], allowSensitiveMetadata: ["authorization"] })),
-        ).toBeInstanceOf(TypeError);
-      });
+        it("allowing one credential header does not allow another", () => {
+          expect(
+            thrownBy(() => create({ [option]: ["cookie"], allowSensitiveMetadata: ["authorization"] })),
+          ).toBeInstanceOf(TypeError);
+        });
 
-      it.each<[string, unknown]>([
-        ["a space", "x tenant"],
-        ["empty", ""],
-        ["a colon", "x:tenant"],
-        ["a newline", "x-tenant\n"],
-        ["non-ASCII", "x-tenänt"],
-        ["a number", 42],
-        ["null", null],
-      ])("a key with %s: TypeError naming the option", (_what, key) => {
-        const error = thrownBy(() => create({ [option]: [key] }));
-        expect(error).toBeInstanceOf(TypeError);
-        expect((error as TypeError).message).toContain(`option ${option}`);
-      });
+        it.each<[string, unknown]>([
+          ["a space", "x tenant"],
+          ["empty", ""],
+          ["a colon", "x:tenant"],
+          ["a newline", "x-tenant\n"],
+          ["non-ASCII", "x-tenänt"],
+          ["a number", 42],
+          ["null", null],
+        ])("a key with %s: TypeError naming the option", (_what, key) => {
+          const error = thrownBy(() => create({ [option]: [key] }));
+          expect(error).toBeInstanceOf(TypeError);
+          expect((error as TypeError).message).toContain(`option ${option}`);
+        });
 
-      it("a string instead of an array: TypeError naming the option", () => {
-        const error = thrownBy(() => create({ [option]: "x-tenant" }));
-        expect(error).toBeInstanceOf(TypeError);
-        expect((error as TypeError).message).toContain(`option ${option}`);
-      });
+        it("a string instead of an array: TypeError naming the option", () => {
+          const error = thrownBy(() => create({ [option]: "x-tenant" }));
+          expect(error).toBeInstanceOf(TypeError);
+          expect((error as TypeError).message).toContain(`option ${option}`);
+        });
 
-      it("valid token characters are accepted", () => {
-        expect(() => create({ [option]: ["x-tenant", "X_Custom.Key~1", "grpc-status-details-bin"] })).not.toThrow();
-      });
-    });
+        it("valid token characters are accepted", () => {
+          expect(() => create({ [option]: ["x-tenant", "X_Custom.Key~1", "grpc-status-details-bin"] })).not.toThrow();
+        });
+      },
+    );
 
     it("allowSensitiveMetadata that is not an array of strings: TypeError naming the option", () => {
       for (const value of ["authorization", [1]]) {

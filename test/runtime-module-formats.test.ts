@@ -237,7 +237,7 @@ describe.each([
     expect(app.clientCode).toBe(5);
     const byKind = new Map(app.spans.map((s) => [s.kind, s]));
     expect([...byKind.keys()].sort()).toEqual([SERVER, CLIENT]);
-    for (const s of app.spans) expect(s.attributes["rpc.response.status_code"], `kind ${s.kind}`).toBe("NOT_FOUND");
+    for (const s of app.spans) expect(s.attributes["rpc.status_code"], `kind ${s.kind}`).toBe("NOT_FOUND");
     expect(byKind.get(CLIENT)?.status, "client span: Error").toBe(2);
     expect(byKind.get(SERVER)?.status, "server span: NOT_FOUND leaves the status Unset").toBe(0);
   });

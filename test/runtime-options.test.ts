@@ -18,7 +18,11 @@ const factories: readonly [string, Factory][] = [
 
 const invalid: readonly [string, Record<string, unknown>, string][] = [
   ["semconv bogus", { semconv: "bogus" }, "semconv"],
-  ["semconv uppercase", { semconv: "CURRENT" }, "semconv"],
+  ["semconv uppercase", { semconv: "STABLE" }, "semconv"],
+  ["semconv rpc/dup (an environment value, not an option value)", { semconv: "rpc/dup" }, "semconv"],
+  ["semconv toString (not an own key)", { semconv: "toString" }, "semconv"],
+  ["exceptions bogus", { exceptions: "spans" }, "exceptions"],
+  ["loggerProvider without getLogger", { exceptions: "log", loggerProvider: {} }, "loggerProvider"],
   ["messageEvents x", { messageEvents: "x" }, "messageEvents"],
   ["maxMessageEvents -1", { maxMessageEvents: -1 }, "maxMessageEvents"],
   ["maxMessageEvents 1.5", { maxMessageEvents: 1.5 }, "maxMessageEvents"],
@@ -29,9 +33,16 @@ const invalid: readonly [string, Record<string, unknown>, string][] = [
 
 const validOptions: readonly Record<string, unknown>[] = [
   {},
-  { semconv: "current" },
+  { semconv: "stable" },
   { semconv: "legacy" },
+  { semconv: "dup" },
+  { semconv: "current" },
   { semconv: "both" },
+  { exceptions: "span" },
+  { exceptions: "log" },
+  { exceptions: "both" },
+  // an invalid loggerProvider is not looked at while exceptions go to the span only
+  { exceptions: "span", loggerProvider: {} },
   { messageEvents: "all" },
   { messageEvents: "streaming" },
   { messageEvents: "none" },

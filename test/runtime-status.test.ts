@@ -1,5 +1,5 @@
-import type { ServiceImpl } from "@connectrpc/connect";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import type { Attributes } from "@opentelemetry/api";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -12,9 +12,9 @@ import { createSpanRecorder, spanOf } from "./support/span-recorder.js";
 import { installTestTracing } from "./support/tracing.js";
 import type { MethodCase, UserClient } from "./support/user-calls.js";
 import { collect, errorOf, iterate, methodCasesFor } from "./support/user-calls.js";
-import { createUserImpl, ERROR_BASE, THROW_TYPE_ERROR } from "./support/user-impl.js";
+import { createFailingUserImpl, createUserImpl, ERROR_BASE, THROW_TYPE_ERROR } from "./support/user-impl.js";
 
-// Status codes on both sides: span status, error.type, rpc.response.status_code, exception events.
+// Status codes on both sides: span status, error.type, rpc.status_code, exception events.
 
 installTestTracing();
 const recorder = createSpanRecorder();
@@ -25,32 +25,20 @@ function exceptionEvents(span: ReadableSpan) {
   return span.events.filter((e) => e.name === "exception");
 }
 
+/**
+ * The exception attributes of a ConnectError (semconv docs/exceptions/exceptions-spans.md):
+ * `exception.type` its type, not the numeric `code` the API's `recordException` would take;
+ * `exception.message` its message; `exception.stacktrace` its stack.
+ */
+function expectConnectErrorException(attrs: Attributes | undefined, error: ConnectError): void {
+  expect(attrs?.["exception.type"], "the error's type, never its numeric code").toBe("ConnectError");
+  expect(attrs?.["exception.message"]).toBe(error.message);
+  expect(String(attrs?.["exception.stacktrace"])).toMatch(/^ConnectError: /);
+}
+
 /** Runs one method case's call and returns its error. */
 function failingCall(mc: MethodCase, client: UserClient): Promise<ConnectError> {
   return errorOf(mc.run(client));
-}
-
-/** A UserService whose every method fails with `code` and `message`, streams after one message. */
-function failingImpl(code: Code, message: string): ServiceImpl<typeof UserService> {
-  return {
-    async fetchUser() {
-      throw new ConnectError(message, code);
-    },
-    async *streamUsers() {
-      yield { id: 1 };
-      throw new ConnectError(message, code);
-    },
-    async createUsers(reqs) {
-      for await (const _ of reqs) break;
-      throw new ConnectError(message, code);
-    },
-    async *chat(reqs) {
-      for await (const m of reqs) {
-        yield { message: m.message };
-        throw new ConnectError(message, code);
-      }
-    },
-  };
 }
 
 describe.each(wires)("$name", (wire) => {
@@ -81,28 +69,31 @@ describe.each(wires)("$name", (wire) => {
   describe.each(codes)("FetchUser failing with code %i", (code) => {
     const name = statusName(wire, code);
 
-    it(`client span: ERROR, error.type and rpc.response.status_code ${name}, raw message, exception`, async () => {
+    it(`client span: ERROR, error.type and rpc.status_code ${name}, raw message, exception`, async () => {
       const error = await errorOf(traced().fetchUser({ userId: ERROR_BASE + code }));
       expect(error.code).toBe(code);
       expect(error.rawMessage).toBe(`failure ${code}`);
       const span = await spanOf(recorder, FETCH_USER, SpanKind.CLIENT);
       expect(span.status).toEqual({ code: SpanStatusCode.ERROR, message: `failure ${code}` });
       expect(span.attributes["error.type"]).toBe(name);
-      expect(span.attributes["rpc.response.status_code"]).toBe(name);
+      expect(span.attributes["rpc.status_code"]).toBe(name);
       const exceptions = exceptionEvents(span);
       expect(exceptions).toHaveLength(1);
-      expect(String(exceptions[0]?.attributes?.["exception.message"])).toContain(`failure ${code}`);
+      expectConnectErrorException(exceptions[0]?.attributes, error);
     });
 
     const isServerError = serverErrorCodes.has(code);
-    it(`server span: ${isServerError ? "ERROR" : "UNSET, no error.type"}, rpc.response.status_code ${name}`, async () => {
+    it(`server span: ${isServerError ? "ERROR" : "UNSET, no error.type"}, rpc.status_code ${name}`, async () => {
       await errorOf(traced().fetchUser({ userId: ERROR_BASE + code }));
       const span = await spanOf(recorder, FETCH_USER, SpanKind.SERVER);
-      expect(span.attributes["rpc.response.status_code"]).toBe(name);
+      expect(span.attributes["rpc.status_code"]).toBe(name);
       if (isServerError) {
         expect(span.status).toEqual({ code: SpanStatusCode.ERROR, message: `failure ${code}` });
         expect(span.attributes["error.type"]).toBe(name);
         expect(exceptionEvents(span)).toHaveLength(1);
+        const attrs = exceptionEvents(span)[0]?.attributes;
+        expect(attrs?.["exception.type"], "the error's type, never its numeric code").toBe("ConnectError");
+        expect(attrs?.["exception.message"]).toBe(new ConnectError(`failure ${code}`, code).message);
       } else {
         expect(span.status.code).toBe(SpanStatusCode.UNSET);
         expect(span.attributes).not.toHaveProperty(["error.type"]);
@@ -124,13 +115,20 @@ describe.each(wires)("$name", (wire) => {
     for (const kind of [SpanKind.CLIENT, SpanKind.SERVER]) {
       const span = await spanOf(recorder, FETCH_USER, kind);
       expect(span.status.code).toBe(SpanStatusCode.ERROR);
-      expect(span.attributes["rpc.response.status_code"]).toBe(internal);
+      expect(span.attributes["rpc.status_code"]).toBe(internal);
       expect(span.attributes["error.type"]).toBe(internal);
       expect(exceptionEvents(span)).toHaveLength(1);
     }
     const serverSpan = await spanOf(recorder, FETCH_USER, SpanKind.SERVER);
     expect(serverSpan.status.message).toBe("plain failure");
-    expect(exceptionEvents(serverSpan)[0]?.attributes?.["exception.type"]).toBe("TypeError");
+    const thrown = exceptionEvents(serverSpan)[0]?.attributes;
+    expect(thrown?.["exception.type"]).toBe("TypeError");
+    expect(thrown?.["exception.message"]).toBe("plain failure");
+    expect(String(thrown?.["exception.stacktrace"])).toMatch(/^TypeError: plain failure\n\s+at /);
+    expectConnectErrorException(
+      exceptionEvents(await spanOf(recorder, FETCH_USER, SpanKind.CLIENT))[0]?.attributes,
+      error,
+    );
   });
 
   describe.each(methodCasesFor(wire))("$method not implemented", (mc) => {
@@ -148,7 +146,7 @@ describe.each(wires)("$name", (wire) => {
       for (const kind of [SpanKind.CLIENT, SpanKind.SERVER]) {
         const span = await spanOf(recorder, mc.spanName, kind);
         expect(span.status).toEqual({ code: SpanStatusCode.ERROR, message: plainError.rawMessage });
-        expect(span.attributes["rpc.response.status_code"]).toBe(unimplemented);
+        expect(span.attributes["rpc.status_code"]).toBe(unimplemented);
         expect(span.attributes["error.type"]).toBe(unimplemented);
       }
     });
@@ -167,7 +165,7 @@ describe.each(wires)("$name", (wire) => {
     for (const kind of [SpanKind.CLIENT, SpanKind.SERVER]) {
       const span = await spanOf(recorder, "user.v1.UserService/StreamUsers", kind);
       expect(span.status).toEqual({ code: SpanStatusCode.ERROR, message: "stream broke" });
-      expect(span.attributes["rpc.response.status_code"]).toBe(internal);
+      expect(span.attributes["rpc.status_code"]).toBe(internal);
       expect(span.attributes["error.type"]).toBe(internal);
       expect(span.attributes["connect_otel.messages.received"]).toBe(1);
       expect(span.attributes["connect_otel.messages.sent"]).toBe(1);
@@ -183,7 +181,7 @@ describe.each(wires)("$name", (wire) => {
       failing = await startServer(wire, (router) => {
         router.service(
           UserService,
-          traceUserService(failingImpl(code, "kind failed"), { tracerProvider: recorder.provider }),
+          traceUserService(createFailingUserImpl(code, "kind failed"), { tracerProvider: recorder.provider }),
         );
       });
     });
@@ -205,7 +203,7 @@ describe.each(wires)("$name", (wire) => {
       expect(clientSpan.status).toEqual({ code: SpanStatusCode.ERROR, message: "kind failed" });
       expect(clientSpan.attributes["error.type"]).toBe(name);
       const serverSpan = await spanOf(recorder, mc.spanName, SpanKind.SERVER);
-      expect(serverSpan.attributes["rpc.response.status_code"]).toBe(name);
+      expect(serverSpan.attributes["rpc.status_code"]).toBe(name);
       if (isServerError) {
         expect(serverSpan.status).toEqual({ code: SpanStatusCode.ERROR, message: "kind failed" });
         expect(serverSpan.attributes["error.type"]).toBe(name);

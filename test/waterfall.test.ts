@@ -46,7 +46,7 @@ function profileTrace(): SpanRecord[] {
       end: 50,
       status: { code: "UNSET" },
       attributes: {
-        "rpc.response.status_code": "NOT_FOUND",
+        "rpc.status_code": "NOT_FOUND",
         "rpc.method": "user.v1.UserService/FetchUser",
         "app.user.id": 7,
       },
@@ -60,7 +60,7 @@ function profileTrace(): SpanRecord[] {
       start: 70,
       end: 90,
       status: { code: "UNSET" },
-      attributes: { "rpc.response.status_code": "OK", "server.address": "127.0.0.1" },
+      attributes: { "rpc.status_code": "OK", "server.address": "127.0.0.1" },
       events: [
         { name: "rpc.message", timeMs: T0 + 71, attributes: {} },
         { name: "rpc.message", timeMs: T0 + 89, attributes: {} },
@@ -75,7 +75,7 @@ function profileTrace(): SpanRecord[] {
       start: 10,
       end: 60,
       status: { code: "ERROR", message: "user 7 not found" },
-      attributes: { "rpc.response.status_code": "NOT_FOUND", "connect_otel.messages.sent": 1 },
+      attributes: { "rpc.status_code": "NOT_FOUND", "connect_otel.messages.sent": 1 },
     }),
   ];
 }
@@ -122,7 +122,7 @@ describe("renderBar", () => {
 });
 
 describe("statusLabel", () => {
-  it("appends rpc.response.status_code to the span status", () => {
+  it("appends rpc.status_code to the span status", () => {
     const [server, , , client] = profileTrace();
     expect(statusLabel(client as SpanRecord)).toBe("ERROR NOT_FOUND");
     expect(statusLabel(server as SpanRecord)).toBe("UNSET NOT_FOUND");
@@ -173,7 +173,7 @@ describe("renderTrace", () => {
     expect(all[serverIndex + 1]?.trim()).toBe("│        app.user.id=7".trim());
     expect(text).not.toContain("rpc.method=");
     expect(text).not.toContain("server.address=");
-    expect(text).not.toContain("rpc.response.status_code=");
+    expect(text).not.toContain("rpc.status_code=");
   });
 
   it("takes an attribute filter, to show attributes recorded from the schema", () => {
@@ -234,7 +234,7 @@ describe("spansFromOtlpJson", () => {
                 startTimeUnixNano: "1700000000000000000",
                 endTimeUnixNano: "1700000000012345678",
                 attributes: [
-                  { key: "rpc.response.status_code", value: { stringValue: "NOT_FOUND" } },
+                  { key: "rpc.status_code", value: { stringValue: "NOT_FOUND" } },
                   { key: "connect_otel.messages.sent", value: { intValue: "1" } },
                   { key: "ratio", value: { doubleValue: 0.5 } },
                   { key: "ok", value: { boolValue: false } },
@@ -269,7 +269,7 @@ describe("spansFromOtlpJson", () => {
       serviceName: "gateway",
       status: { code: "ERROR", message: "user 7 not found" },
       attributes: {
-        "rpc.response.status_code": "NOT_FOUND",
+        "rpc.status_code": "NOT_FOUND",
         "connect_otel.messages.sent": 1,
         ratio: 0.5,
         ok: false,

@@ -65,7 +65,7 @@ export function isConnect(wire: Wire): boolean {
   return wire.protocol === "connect";
 }
 
-/** Current `rpc.system.name` of a wire: `grpc` for gRPC and gRPC-web, `connectrpc` for Connect. */
+/** Stable `rpc.system.name` of a wire: `grpc` for gRPC and gRPC-web, `connectrpc` for Connect. */
 export function systemName(wire: Wire): string {
   return isConnect(wire) ? "connectrpc" : "grpc";
 }
@@ -75,15 +75,64 @@ export function legacySystem(wire: Wire): string {
   return isConnect(wire) ? "connect_rpc" : "grpc";
 }
 
-/** `rpc.response.status_code` of a code on a wire: gRPC name, or Connect string for Connect. */
+/** `rpc.status_code` of a code on a wire: gRPC name, or Connect string for Connect. */
 export function statusName(wire: Wire, code: number): string {
   const name = (isConnect(wire) ? connectStatusNames : grpcStatusNames)[code];
   if (name === undefined) throw new Error(`no status code ${code}`);
   return name;
 }
 
-/** Attribute keys of the legacy conventions, none of which a `current` span may carry. */
+/** Attribute keys of the legacy conventions (v1.26–v1.37), none of which a `stable` span may carry. */
 export const legacyKeys = ["rpc.system", "rpc.service", "rpc.grpc.status_code", "rpc.connect_rpc.error_code"] as const;
 
-/** Attribute keys only the current conventions have, none of which a `legacy` span may carry. */
-export const currentOnlyKeys = ["rpc.system.name", "rpc.response.status_code"] as const;
+/** Attribute keys only the stable conventions (v1.45.0) have, none of which a `legacy` span may carry. */
+export const stableOnlyKeys = ["rpc.system.name", "rpc.status_code"] as const;
+
+/** The semconv modes of the runtime: stable v1.45.0, legacy v1.26–v1.37, and both (`rpc/dup`). */
+export type ConventionMode = "stable" | "legacy" | "dup";
+
+/** Keys in the namespaces the RPC conventions write (our own `connect_otel.*` and `app.*` excluded). */
+export function conventionKeysOf(attributes: Record<string, unknown>): Record<string, unknown> {
+  const entries = Object.entries(attributes).filter(([key]) => /^(rpc|error|server|client|network)\./.test(key));
+  return Object.fromEntries(entries.sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/**
+ * Exactly the convention attributes a span of a call ends with, restated from the semconv pages:
+ * v1.45.0 docs/rpc/rpc-spans.md, grpc.md and connect-rpc.md for `stable` (`rpc.system.name`,
+ * fully-qualified `rpc.method`, `rpc.status_code`, `error.type` iff the span is an error); v1.37.0
+ * docs/rpc/rpc-spans.md for `legacy` (`rpc.system`, `rpc.service`, bare `rpc.method`, integer
+ * `rpc.grpc.status_code` on gRPC, `rpc.connect_rpc.error_code` on a failed Connect call, no
+ * `error.type`, which v1.37 did not define for RPC); both for `dup`, where `rpc.method` keeps the
+ * stable value. `server.address`/`server.port` where the caller says they are known.
+ */
+export function expectedConventionAttributes(
+  mode: ConventionMode,
+  wire: Wire,
+  side: "client" | "server",
+  method: string,
+  code: number,
+  server: { address: string; port: number } | undefined,
+): Record<string, unknown> {
+  const attrs: Record<string, unknown> = {};
+  const slash = method.lastIndexOf("/");
+  if (mode !== "stable") {
+    attrs["rpc.system"] = legacySystem(wire);
+    attrs["rpc.service"] = method.slice(0, slash);
+    attrs["rpc.method"] = method.slice(slash + 1);
+    if (!isConnect(wire)) attrs["rpc.grpc.status_code"] = code;
+    else if (code !== 0) attrs["rpc.connect_rpc.error_code"] = statusName(wire, code);
+  }
+  if (mode !== "legacy") {
+    attrs["rpc.system.name"] = systemName(wire);
+    attrs["rpc.method"] = method;
+    attrs["rpc.status_code"] = statusName(wire, code);
+    const isError = code !== 0 && (side === "client" || serverErrorCodes.has(code));
+    if (isError) attrs["error.type"] = statusName(wire, code);
+  }
+  if (server !== undefined) {
+    attrs["server.address"] = server.address;
+    attrs["server.port"] = server.port;
+  }
+  return conventionKeysOf(attrs);
+}

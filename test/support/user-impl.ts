@@ -48,3 +48,26 @@ export function createUserImpl(onStep?: (ctx: HandlerContext) => Promise<void>):
     },
   };
 }
+
+/** A UserService whose every method fails with `code` and `message`, streams after one message. */
+export function createFailingUserImpl(code: Code, message: string): ServiceImpl<typeof UserService> {
+  return {
+    async fetchUser() {
+      throw new ConnectError(message, code);
+    },
+    async *streamUsers() {
+      yield { id: 1 };
+      throw new ConnectError(message, code);
+    },
+    async createUsers(reqs) {
+      for await (const _ of reqs) break;
+      throw new ConnectError(message, code);
+    },
+    async *chat(reqs) {
+      for await (const m of reqs) {
+        yield { message: m.message };
+        throw new ConnectError(message, code);
+      }
+    },
+  };
+}

@@ -1,12 +1,19 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { Context, TextMapGetter, TextMapSetter, Tracer } from "@opentelemetry/api";
-import { propagation, trace } from "@opentelemetry/api";
+import * as otel from "@opentelemetry/api";
 import type { CallFilter } from "./call-filter.js";
 import { defaultCallFilter } from "./call-filter.js";
 import type { AnyMethodHooks } from "./hooks.js";
 import type { CapturedKey } from "./metadata-capture.js";
 import { resolveAllowSensitive, resolveCapturedKeys } from "./metadata-capture.js";
-import type { MessageEventMode, SemconvMode, TracingOptions } from "./options.js";
+import type {
+  ExceptionLoggerProvider,
+  ExceptionMode,
+  MessageEventMode,
+  SemconvMode,
+  SemconvOption,
+  TracingOptions,
+} from "./options.js";
 import { VERSION } from "./version.js";
 
 /**
@@ -23,14 +30,22 @@ export interface TracingConfig {
   readonly tracer: Tracer;
   readonly propagator: Propagator;
   readonly semconv: SemconvMode;
+  /** True if failed calls record an `exception` span event (`exceptions`: `span`, `both`). */
+  readonly exceptionSpanEvents: boolean;
+  /** Logger of the `rpc.*.call.exception` log events (`exceptions`: `log`, `both`); undefined otherwise. */
+  readonly exceptionLogger: ExceptionLogger | undefined;
   readonly messageEvents: MessageEventMode;
   readonly maxMessageEvents: number;
   /** Hooks by method local name. */
   readonly hooks: Readonly<Record<string, AnyMethodHooks | undefined>>;
   readonly filter: CallFilter;
-  readonly requestMetadata: readonly CapturedKey[];
-  readonly responseMetadata: readonly CapturedKey[];
+  readonly requestHeaders: readonly CapturedKey[];
+  readonly responseHeaders: readonly CapturedKey[];
+  readonly responseTrailers: readonly CapturedKey[];
 }
+
+/** The logger a {@link ExceptionLoggerProvider} gives. */
+export type ExceptionLogger = ReturnType<ExceptionLoggerProvider["getLogger"]>;
 
 /** The instrumentation scope name of every span this package starts. */
 export const INSTRUMENTATION_SCOPE = "connect-otel";
@@ -38,7 +53,15 @@ export const INSTRUMENTATION_SCOPE = "connect-otel";
 /** Default cap on recorded `rpc.message` events per span; equals the SDK's default event limit. */
 export const DEFAULT_MAX_MESSAGE_EVENTS = 128;
 
-const semconvModes: readonly SemconvMode[] = ["current", "legacy", "both"];
+/** `semconv` option values and the mode each selects; `current` and `both` are deprecated aliases. */
+const semconvOptions: Readonly<Record<SemconvOption, SemconvMode>> = {
+  stable: "stable",
+  legacy: "legacy",
+  dup: "dup",
+  current: "stable",
+  both: "dup",
+};
+const exceptionModes: readonly ExceptionMode[] = ["span", "log", "both"];
 const messageEventModes: readonly MessageEventMode[] = ["all", "streaming", "none"];
 
 const hookNames = ["onRequest", "onResponse", "onMessage", "onError"];
@@ -47,17 +70,26 @@ const hookNames = ["onRequest", "onResponse", "onMessage", "onError"];
  * Applies defaults to the tracing options of a client or service wrapper of `service` and checks
  * them.
  *
- * @throws TypeError naming the option when `semconv`, `messageEvents` or `maxMessageEvents` has a
- * value outside its documented set, `filter` is not a function, `hooks` names a method the service
- * lacks or a hook that is not a function, or a metadata allow-list is invalid (see
- * `resolveCapturedKeys`).
+ * @throws TypeError naming the option when `semconv`, `exceptions`, `messageEvents` or
+ * `maxMessageEvents` has a value outside its documented set, `filter` is not a function,
+ * `loggerProvider` has no `getLogger`, `hooks` names a method the service lacks or a hook that is
+ * not a function, or a header allow-list is invalid (see `resolveCapturedKeys`).
  */
 export function resolveTracingConfig(service: DescService, options: TracingOptions | undefined): TracingConfig {
   const opt = options ?? {};
-  const semconv = opt.semconv ?? semconvFromEnv(readEnv("OTEL_SEMCONV_STABILITY_OPT_IN"));
-  if (!semconvModes.includes(semconv)) {
+  const semconv =
+    opt.semconv === undefined
+      ? semconvFromEnv(readEnv("OTEL_SEMCONV_STABILITY_OPT_IN"))
+      : Object.hasOwn(semconvOptions, opt.semconv)
+        ? semconvOptions[opt.semconv]
+        : undefined;
+  if (semconv === undefined) {
+    throw new TypeError(`connect-otel: option semconv must be one of stable, legacy, dup, got ${String(opt.semconv)}`);
+  }
+  const exceptions = opt.exceptions ?? "span";
+  if (!exceptionModes.includes(exceptions)) {
     throw new TypeError(
-      `connect-otel: option semconv must be one of ${semconvModes.join(", ")}, got ${String(semconv)}`,
+      `connect-otel: option exceptions must be one of ${exceptionModes.join(", ")}, got ${String(exceptions)}`,
     );
   }
   const messageEvents = opt.messageEvents ?? "all";
@@ -77,18 +109,56 @@ export function resolveTracingConfig(service: DescService, options: TracingOptio
     throw new TypeError(`connect-otel: option filter must be a function, got ${typeof filter}`);
   }
   const allowSensitive = resolveAllowSensitive(opt.allowSensitiveMetadata);
-  const provider = opt.tracerProvider ?? trace.getTracerProvider();
+  const provider = opt.tracerProvider ?? otel.trace.getTracerProvider();
   return {
     tracer: provider.getTracer(INSTRUMENTATION_SCOPE, VERSION),
-    propagator: opt.propagator ?? propagation,
+    propagator: opt.propagator ?? otel.propagation,
     semconv,
+    exceptionSpanEvents: exceptions !== "log",
+    exceptionLogger: exceptions === "span" ? undefined : resolveLogger(opt.loggerProvider),
     messageEvents,
     maxMessageEvents,
     hooks: resolveHooks(service, opt.hooks),
     filter,
-    requestMetadata: resolveCapturedKeys("requestMetadata", "request", opt.requestMetadata, allowSensitive),
-    responseMetadata: resolveCapturedKeys("responseMetadata", "response", opt.responseMetadata, allowSensitive),
+    requestHeaders: unionOfKeys(
+      resolveCapturedKeys("requestHeaders", "request", opt.requestHeaders, allowSensitive),
+      resolveCapturedKeys("requestMetadata", "request", opt.requestMetadata, allowSensitive),
+    ),
+    responseHeaders: unionOfKeys(
+      resolveCapturedKeys("responseHeaders", "responseHeader", opt.responseHeaders, allowSensitive),
+      resolveCapturedKeys("responseMetadata", "responseHeader", opt.responseMetadata, allowSensitive),
+    ),
+    responseTrailers: unionOfKeys(
+      resolveCapturedKeys("responseTrailers", "responseTrailer", opt.responseTrailers, allowSensitive),
+      resolveCapturedKeys("responseMetadata", "responseTrailer", opt.responseMetadata, allowSensitive),
+    ),
   };
+}
+
+/** The keys of `a`, then those of `b` that `a` lacks (an option and its deprecated alias). */
+function unionOfKeys(a: readonly CapturedKey[], b: readonly CapturedKey[]): readonly CapturedKey[] {
+  return [...a, ...b.filter((k) => !a.some((other) => other.key === k.key))];
+}
+
+/**
+ * The logger of the exception log events: from `provider`, else from the global logger provider
+ * of `@opentelemetry/api` 1.10+ (read through a namespace import, so that api 1.9, which has no
+ * logs API, still loads this module; there the option is required).
+ *
+ * @throws TypeError naming the option when `provider` has no `getLogger`, or when it is not given
+ * and the installed `@opentelemetry/api` has no global logger provider
+ */
+function resolveLogger(provider: ExceptionLoggerProvider | undefined): ExceptionLogger {
+  const logs = (otel as { logs?: { getLoggerProvider(): ExceptionLoggerProvider } }).logs;
+  const resolved = provider ?? logs?.getLoggerProvider();
+  if (typeof resolved?.getLogger !== "function") {
+    throw new TypeError(
+      provider === undefined
+        ? "connect-otel: option exceptions log needs option loggerProvider with @opentelemetry/api before 1.10"
+        : `connect-otel: option loggerProvider must have a getLogger function, got ${typeOf(provider)}`,
+    );
+  }
+  return resolved.getLogger(INSTRUMENTATION_SCOPE, VERSION);
 }
 
 /**
@@ -128,13 +198,14 @@ export function typeOf(value: unknown): string {
 }
 
 /**
- * The semconv mode that an `OTEL_SEMCONV_STABILITY_OPT_IN` value selects (semconv
- * docs/rpc/rpc-spans.md): `rpc/dup` selects `both` and wins over `rpc`, which selects `current`;
- * without either the default is `current`, the conventions this project was born with.
+ * The semconv mode that an `OTEL_SEMCONV_STABILITY_OPT_IN` value (a comma-separated list) selects,
+ * as semconv docs/non-normative/rpc-migration.md defines the values: `rpc/dup` selects `dup` (old
+ * and stable names) and wins over `rpc`, which selects `stable`. Without either the default is
+ * `stable` too: this package emits the stable conventions unless asked for the old ones.
  */
 export function semconvFromEnv(value: string | undefined): SemconvMode {
   const tokens = (value ?? "").split(",").map((token) => token.trim().toLowerCase());
-  return tokens.includes("rpc/dup") ? "both" : "current";
+  return tokens.includes("rpc/dup") ? "dup" : "stable";
 }
 
 /** Reads an environment variable where there is a `process` (Node, Deno, Bun); undefined in browsers. */

@@ -23,8 +23,11 @@ export type {
   ServiceTable,
 } from "./method-table.js";
 export type {
+  ExceptionLoggerProvider,
+  ExceptionMode,
   MessageEventMode,
   SemconvMode,
+  SemconvOption,
   TracedClientOptions,
   TracedServiceOptions,
   TracingOptions,

@@ -1,6 +1,14 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Attributes } from "@opentelemetry/api";
-import { ATTR_RPC_METHOD, ATTR_RPC_SERVICE, ATTR_RPC_SYSTEM, ATTR_RPC_SYSTEM_NAME } from "./attribute-names.js";
+import {
+  ATTR_RPC_METHOD,
+  ATTR_RPC_SERVICE,
+  ATTR_RPC_SYSTEM,
+  ATTR_RPC_SYSTEM_NAME,
+  RPC_SYSTEM_NAME_VALUE_CONNECTRPC,
+  RPC_SYSTEM_NAME_VALUE_GRPC,
+  RPC_SYSTEM_VALUE_CONNECT_RPC,
+} from "./attribute-names.js";
 import type { TracingConfig } from "./config.js";
 import type { AnyMethodHooks } from "./hooks.js";
 import type { AnyMethodFacts, AttributeExtractor } from "./method-table.js";
@@ -72,20 +80,21 @@ export function systemOfContentType(contentType: string | null | undefined): Rpc
 
 /**
  * Builds the plan of one method: span name and start attributes per RPC system in the configured
- * semconv mode (current: `rpc.system.name` + fully-qualified `rpc.method`; legacy: `rpc.system`,
- * `rpc.service`, bare `rpc.method`; both: the union, `rpc.method` fully-qualified).
+ * semconv mode (stable, semconv v1.45.0 docs/rpc/rpc-spans.md: `rpc.system.name` + fully-qualified
+ * `rpc.method`; legacy, v1.26–v1.37: `rpc.system`, `rpc.service`, bare `rpc.method`; dup: the
+ * union, `rpc.method` fully-qualified).
  */
 export function createMethodPlan(method: DescMethod, facts: AnyMethodFacts, config: TracingConfig): MethodPlan {
   const streaming = facts.kind !== "unary";
   const requestStreaming = facts.kind === "client_streaming" || facts.kind === "bidi_streaming";
   const responseStreaming = facts.kind === "server_streaming" || facts.kind === "bidi_streaming";
   const systemAttributes = {
-    grpc: systemAttrs(config, "grpc", "grpc"),
-    connect: systemAttrs(config, "connectrpc", "connect_rpc"),
+    grpc: systemAttrs(config, RPC_SYSTEM_NAME_VALUE_GRPC, RPC_SYSTEM_NAME_VALUE_GRPC),
+    connect: systemAttrs(config, RPC_SYSTEM_NAME_VALUE_CONNECTRPC, RPC_SYSTEM_VALUE_CONNECT_RPC),
     unknown: {},
   };
   const methodAttrs: Attributes = {};
-  if (config.semconv !== "current") {
+  if (config.semconv !== "stable") {
     const slash = facts.name.lastIndexOf("/");
     methodAttrs[ATTR_RPC_SERVICE] = facts.name.slice(0, slash);
     methodAttrs[ATTR_RPC_METHOD] = facts.name.slice(slash + 1);
@@ -114,9 +123,9 @@ export function createMethodPlan(method: DescMethod, facts: AnyMethodFacts, conf
   };
 }
 
-function systemAttrs(config: TracingConfig, current: string, legacy: string): Attributes {
+function systemAttrs(config: TracingConfig, stable: string, legacy: string): Attributes {
   const attrs: Attributes = {};
-  if (config.semconv !== "legacy") attrs[ATTR_RPC_SYSTEM_NAME] = current;
-  if (config.semconv !== "current") attrs[ATTR_RPC_SYSTEM] = legacy;
+  if (config.semconv !== "legacy") attrs[ATTR_RPC_SYSTEM_NAME] = stable;
+  if (config.semconv !== "stable") attrs[ATTR_RPC_SYSTEM] = legacy;
   return attrs;
 }

@@ -1,21 +1,42 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
-import type { TextMapPropagator, TracerProvider } from "@opentelemetry/api";
+import type { Attributes, Context, TextMapPropagator, TracerProvider } from "@opentelemetry/api";
 import type { CallFilter } from "./call-filter.js";
 import type { ServiceHooks } from "./hooks.js";
 import type { PropagateTraceHeaderCorsUrls } from "./trace-header-policy.js";
 
 /**
- * Which generation of the RPC semantic conventions a span carries.
+ * Which RPC semantic conventions a span carries, as `OTEL_SEMCONV_STABILITY_OPT_IN` selects them
+ * (semconv docs/non-normative/rpc-migration.md).
  *
- * - `current`: semconv v1.39+ (`rpc.system.name`, fully-qualified `rpc.method`,
- *   `rpc.response.status_code`, event `rpc.message`).
- * - `legacy`: semconv v1.26–v1.37 (`rpc.system`, `rpc.service`, bare `rpc.method`,
- *   `rpc.grpc.status_code`, `rpc.connect_rpc.error_code`, event `message`).
- * - `both`: what `OTEL_SEMCONV_STABILITY_OPT_IN=rpc/dup` asks for: both attribute sets, where
- *   `rpc.method` keeps its current, fully-qualified value (the two generations share the key).
+ * - `stable` (default; also `OTEL_SEMCONV_STABILITY_OPT_IN=rpc`): semconv v1.45.0, where RPC
+ *   became stable: `rpc.system.name`, fully-qualified `rpc.method`, `rpc.status_code`,
+ *   `rpc.request.header.<key>`, `rpc.response.header.<key>`, `rpc.response.trailer.<key>`.
+ * - `legacy`: semconv v1.26–v1.37, what most dashboards, otelgrpc's older releases and
+ *   `@opentelemetry/instrumentation-grpc` use: `rpc.system`, `rpc.service`, bare `rpc.method`,
+ *   `rpc.grpc.status_code` (int), `rpc.connect_rpc.error_code`, `rpc.grpc.request.metadata.<key>`.
+ * - `dup` (`OTEL_SEMCONV_STABILITY_OPT_IN=rpc/dup`): both sets on the same span, where `rpc.method`
+ *   keeps its stable, fully-qualified value (the two share the key).
+ *
+ * Message events are `rpc.message` with `rpc.message.*` in every mode (the shape of v1.26–v1.44).
+ * `current` and `both`, this option's values before v1.45.0 was adopted, are deprecated aliases of
+ * `stable` and `dup` and will be removed in the next minor release.
  */
-export type SemconvMode = "current" | "legacy" | "both";
+export type SemconvMode = "stable" | "legacy" | "dup";
+
+/** {@link SemconvMode} or one of its deprecated aliases, as the `semconv` option accepts it. */
+export type SemconvOption = SemconvMode | "current" | "both";
+
+/**
+ * Where a failed call's exception is recorded.
+ *
+ * - `span` (default): an `exception` event on the span (what Jaeger and Tempo show).
+ * - `log`: a log-based event `rpc.client.call.exception` (severity WARN) or
+ *   `rpc.server.call.exception` (severity ERROR) in the call's span context (semconv v1.45.0
+ *   docs/rpc/rpc-exceptions.md), through the `loggerProvider` option.
+ * - `both`: the two.
+ */
+export type ExceptionMode = "span" | "log" | "both";
 
 /**
  * Which calls record an `rpc.message` event per message.
@@ -45,10 +66,19 @@ export interface TracingOptions<S extends DescService = DescService> {
    */
   maxMessageEvents?: number;
   /**
-   * Semantic-convention generation. Default: from `OTEL_SEMCONV_STABILITY_OPT_IN` (`rpc/dup`
-   * selects `both`, `rpc` selects `current`), else `current`.
+   * Semantic conventions of the spans. Default: from `OTEL_SEMCONV_STABILITY_OPT_IN` (`rpc/dup`
+   * selects `dup`, `rpc` selects `stable`), else `stable`. See {@link SemconvMode}.
    */
-  semconv?: SemconvMode;
+  semconv?: SemconvOption;
+  /** Where a failed call's exception is recorded. Default: `span`. See {@link ExceptionMode}. */
+  exceptions?: ExceptionMode;
+  /**
+   * Provider of the logger (scope `connect-otel`) that records the exception events of the `log`
+   * and `both` modes of {@link exceptions}. Default: the global logger provider of
+   * `@opentelemetry/api` 1.10+ (`logs.getLoggerProvider()`, which an SDK such as `NodeSDK`
+   * registers).
+   */
+  loggerProvider?: ExceptionLoggerProvider;
   /**
    * Typed hooks per method, keyed by the method's local name (`fetchUser`), called with the span
    * while it records: `onRequest`, `onResponse`, `onMessage` (streamed messages) and `onError`.
@@ -63,23 +93,43 @@ export interface TracingOptions<S extends DescService = DescService> {
    */
   filter?: CallFilter;
   /**
-   * Request header keys to record as `rpc.request.metadata.<key>` (lowercased key, string array;
-   * semconv docs/rpc/rpc-spans.md), plus `rpc.grpc.request.metadata.<key>` or
-   * `rpc.connect_rpc.request.metadata.<key>` in the `legacy` and `both` modes. Default: none.
-   * Credential headers (`authorization`, `cookie`, `set-cookie`, `proxy-authorization`) must also be
-   * listed in {@link allowSensitiveMetadata}.
+   * Request header keys to record as `rpc.request.header.<key>` (lowercased key, string array of
+   * the values; semconv v1.45.0 registry `rpc.request.header`), plus
+   * `rpc.grpc.request.metadata.<key>` or `rpc.connect_rpc.request.metadata.<key>` in the `legacy`
+   * and `dup` modes. Default: none. Credential headers (`authorization`, `cookie`, `set-cookie`,
+   * `proxy-authorization`) must also be listed in {@link allowSensitiveMetadata}.
    *
    * @throws TypeError at client or service creation for a key that is not a header name, or a
    * credential header that `allowSensitiveMetadata` does not list.
    */
+  requestHeaders?: readonly string[];
+  /**
+   * Response header keys (metadata sent before the response payload) to record as
+   * `rpc.response.header.<key>`, read when the call ends; `rpc.<system>.response.metadata.<key>` in
+   * the `legacy` and `dup` modes. A failed call's error metadata counts as trailers, except on a
+   * client (where connect merges headers and trailers into `ConnectError.metadata`, so a key is
+   * recorded from it under each list that names it) and in a Connect unary error response (sent as
+   * headers). Default: none. Checked as {@link requestHeaders}.
+   */
+  responseHeaders?: readonly string[];
+  /**
+   * Response trailer keys (metadata sent after the response payload) to record as
+   * `rpc.response.trailer.<key>`; `rpc.<system>.response.metadata.<key>` (together with headers) in
+   * the `legacy` and `dup` modes. See {@link responseHeaders}. Default: none.
+   */
+  responseTrailers?: readonly string[];
+  /**
+   * @deprecated Use {@link requestHeaders}, which this is an alias of (the semconv v1.39–v1.44
+   * name `rpc.request.metadata.<key>` is no longer written). Removed in the next minor release.
+   */
   requestMetadata?: readonly string[];
   /**
-   * Response header and trailer keys to record as `rpc.response.metadata.<key>` (and the legacy
-   * names, see {@link requestMetadata}), read when the call ends. Default: none.
+   * @deprecated Use {@link responseHeaders} and {@link responseTrailers}: this lists a key in both.
+   * Removed in the next minor release.
    */
   responseMetadata?: readonly string[];
   /**
-   * Credential header keys that `requestMetadata` and `responseMetadata` may record: an explicit
+   * Credential header keys that the header and trailer allow-lists may record: an explicit
    * opt-in, because their values are secrets that would land in every trace backend. Default: none.
    */
   allowSensitiveMetadata?: readonly string[];
@@ -138,4 +188,24 @@ export interface TracedServiceOptions<S extends DescService = DescService> exten
    * tracing can find the trace. Browsers read it only if CORS exposes it. Default: false.
    */
   traceResponse?: boolean;
+}
+
+/**
+ * What the `loggerProvider` option needs of a logger provider: a `LoggerProvider` of
+ * `@opentelemetry/api` 1.10+ (or of `@opentelemetry/api-logs`) fits. Declared here so that this
+ * package's types do not require either.
+ */
+export interface ExceptionLoggerProvider {
+  getLogger(
+    name: string,
+    version?: string,
+  ): {
+    emit(record: {
+      eventName?: string;
+      severityNumber?: number;
+      severityText?: string;
+      attributes?: Attributes;
+      context?: Context;
+    }): void;
+  };
 }

@@ -5,9 +5,6 @@ import type { Attributes, Context, Link, Span } from "@opentelemetry/api";
 import { INVALID_SPAN_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import {
   ATTR_ERROR_TYPE,
-  ATTR_MESSAGE_ID,
-  ATTR_MESSAGE_TYPE,
-  ATTR_MESSAGE_UNCOMPRESSED_SIZE,
   ATTR_MESSAGES_RECEIVED,
   ATTR_MESSAGES_SENT,
   ATTR_RPC_CONNECT_RPC_ERROR_CODE,
@@ -15,13 +12,16 @@ import {
   ATTR_RPC_MESSAGE_ID,
   ATTR_RPC_MESSAGE_TYPE,
   ATTR_RPC_MESSAGE_UNCOMPRESSED_SIZE,
-  ATTR_RPC_RESPONSE_STATUS_CODE,
-  EVENT_MESSAGE,
+  ATTR_RPC_STATUS_CODE,
+  EVENT_EXCEPTION,
+  EVENT_RPC_CLIENT_CALL_EXCEPTION,
   EVENT_RPC_MESSAGE,
+  EVENT_RPC_SERVER_CALL_EXCEPTION,
 } from "./attribute-names.js";
 import type { TracingConfig } from "./config.js";
+import { exceptionAttributes } from "./exception-attributes.js";
 import { addFieldValues } from "./field-values.js";
-import { addMetadata } from "./metadata-capture.js";
+import { addRequestMetadata, addResponseMetadata } from "./metadata-capture.js";
 import type { MethodPlan, RpcSystem } from "./method-plan.js";
 import type { StatusCode } from "./status-codes.js";
 import { connectStatusName, grpcStatusName, OK } from "./status-codes.js";
@@ -66,7 +66,10 @@ export class RpcCall implements EventListenerObject {
   private eventCount = 0;
   /** A client's request headers, kept to record their legacy metadata names once the system is known. */
   private pendingRequestHeader: Headers | undefined;
-  private responseSources: readonly (Headers | undefined)[] = [];
+  private responseHeader: Headers | undefined;
+  private responseTrailer: Headers | undefined;
+  /** False for a call that starts no span (untraced method, filter): it records no exception log either. */
+  private readonly traced: boolean;
 
   /** The call's span: a CLIENT or SERVER span, or a non-recording one if the tracer threw. */
   readonly span: Span;
@@ -106,6 +109,7 @@ export class RpcCall implements EventListenerObject {
       this.context = trace.setSpan(parent, span);
     }
     this.system = system;
+    this.traced = start.traced;
     this.recording = span !== undefined && safeIsRecording(span);
   }
 
@@ -120,19 +124,19 @@ export class RpcCall implements EventListenerObject {
    * system). Copies nothing when there is nothing to record later.
    */
   deferRequestMetadata(headers: Headers): void {
-    if (this.system === "unknown" && this.config.semconv !== "current" && this.config.requestMetadata.length > 0) {
+    if (this.system === "unknown" && this.config.semconv !== "stable" && this.config.requestHeaders.length > 0) {
       this.pendingRequestHeader = new Headers(headers);
     }
   }
 
   /**
-   * Sets where the response metadata of the call will be when it ends: response headers, then
+   * Sets where the response metadata of the call will be when it ends: the response headers and
    * trailers (objects that fill in as the call goes on). When the call ends, the allow-listed keys
-   * are recorded from them; from a failed call's `ConnectError.metadata` too (on a client, which
-   * gets headers and trailers merged there, only from it).
+   * are recorded from them, and from a failed call's `ConnectError.metadata` (see `setStatus`).
    */
-  watchResponseMetadata(...sources: (Headers | undefined)[]): void {
-    this.responseSources = sources;
+  watchResponseMetadata(header: Headers | undefined, trailer: Headers | undefined): void {
+    this.responseHeader = header;
+    this.responseTrailer = trailer;
   }
 
   /**
@@ -149,7 +153,7 @@ export class RpcCall implements EventListenerObject {
       if (pending === undefined) return;
       this.pendingRequestHeader = undefined;
       const attrs: Attributes = {};
-      addMetadata(attrs, this.config.requestMetadata, [pending], "legacy", system);
+      addRequestMetadata(attrs, this.config.requestHeaders, pending, "legacy", system);
       this.span.setAttributes(attrs);
     });
   }
@@ -196,20 +200,11 @@ export class RpcCall implements EventListenerObject {
     if (!recordEvent || this.ended) return;
     this.eventCount++;
     this.safely(() => {
-      const size = toBinary(schema, shaped as never).byteLength;
-      const semconv = this.config.semconv;
       const attrs: Attributes = eventAttrs ?? {};
-      if (semconv !== "legacy") {
-        attrs[ATTR_RPC_MESSAGE_TYPE] = direction;
-        attrs[ATTR_RPC_MESSAGE_ID] = id;
-        attrs[ATTR_RPC_MESSAGE_UNCOMPRESSED_SIZE] = size;
-      }
-      if (semconv !== "current") {
-        attrs[ATTR_MESSAGE_TYPE] = direction;
-        attrs[ATTR_MESSAGE_ID] = id;
-        attrs[ATTR_MESSAGE_UNCOMPRESSED_SIZE] = size;
-      }
-      this.span.addEvent(semconv === "legacy" ? EVENT_MESSAGE : EVENT_RPC_MESSAGE, attrs);
+      attrs[ATTR_RPC_MESSAGE_TYPE] = direction;
+      attrs[ATTR_RPC_MESSAGE_ID] = id;
+      attrs[ATTR_RPC_MESSAGE_UNCOMPRESSED_SIZE] = toBinary(schema, shaped as never).byteLength;
+      this.span.addEvent(EVENT_RPC_MESSAGE, attrs);
     });
   }
 
@@ -253,7 +248,11 @@ export class RpcCall implements EventListenerObject {
       this.hook(() => onError(this.span, connectErrorOf(error, code)));
     }
     this.ended = true;
-    if (this.recording) this.safely(() => this.setStatus(code, error));
+    const isError = code !== OK && (this.side === "client" || this.plan.serverErrorCodes.has(code));
+    if (this.recording) this.safely(() => this.setStatus(code, error, isError));
+    if (isError && error !== undefined && this.traced && this.config.exceptionLogger !== undefined) {
+      this.safely(() => this.logException(error));
+    }
     try {
       this.span.end();
     } catch {
@@ -261,23 +260,23 @@ export class RpcCall implements EventListenerObject {
     }
   }
 
-  private setStatus(code: StatusCode, error: unknown): void {
+  /**
+   * Status attributes (`rpc.status_code`; legacy `rpc.grpc.status_code`, `rpc.connect_rpc.error_code`),
+   * allow-listed response metadata, message totals, and for an error span `error.type`, the span
+   * status and the exception event.
+   */
+  private setStatus(code: StatusCode, error: unknown, isError: boolean): void {
     const span = this.span;
     const semconv = this.config.semconv;
     const connect = this.system === "connect";
     const name = connect ? connectStatusName(code) : grpcStatusName(code);
     if (semconv !== "legacy") {
-      span.setAttribute(ATTR_RPC_RESPONSE_STATUS_CODE, name);
+      span.setAttribute(ATTR_RPC_STATUS_CODE, name);
     }
-    if (this.config.responseMetadata.length > 0) {
-      let sources = this.responseSources;
-      if (error instanceof ConnectError)
-        sources = this.side === "client" ? [error.metadata] : [...sources, error.metadata];
-      const attrs: Attributes = {};
-      addMetadata(attrs, this.config.responseMetadata, sources, semconv, this.system);
-      span.setAttributes(attrs);
+    if (this.config.responseHeaders.length > 0 || this.config.responseTrailers.length > 0) {
+      span.setAttributes(this.responseMetadata(error));
     }
-    if (semconv !== "current") {
+    if (semconv !== "stable") {
       if (!connect) span.setAttribute(ATTR_RPC_GRPC_STATUS_CODE, code);
       else if (code !== OK) span.setAttribute(ATTR_RPC_CONNECT_RPC_ERROR_CODE, name);
     }
@@ -285,11 +284,65 @@ export class RpcCall implements EventListenerObject {
       span.setAttribute(ATTR_MESSAGES_SENT, this.sentCount);
       span.setAttribute(ATTR_MESSAGES_RECEIVED, this.receivedCount);
     }
-    const isError = code !== OK && (this.side === "client" || this.plan.serverErrorCodes.has(code));
     if (!isError) return;
-    span.setAttribute(ATTR_ERROR_TYPE, errorType(error, name, this.side));
+    // error.type came to the RPC spans after v1.37 (docs/non-normative/rpc-migration.md, PR #2852)
+    if (semconv !== "legacy") span.setAttribute(ATTR_ERROR_TYPE, errorType(error, name, this.side));
     span.setStatus({ code: SpanStatusCode.ERROR, message: errorDescription(error) });
-    if (error instanceof Error) span.recordException(error);
+    if (error !== undefined && this.config.exceptionSpanEvents) this.recordException(error);
+  }
+
+  /**
+   * The allow-listed response headers and trailers of the call. A failed call's
+   * `ConnectError.metadata` is where connect puts what the error carries: on a client, headers and
+   * trailers merged (so it counts as both); on a server, what connect sends with the error — in
+   * the response headers of a Connect unary call, in the trailers otherwise.
+   */
+  private responseMetadata(error: unknown): Attributes {
+    let headers: (Headers | undefined)[] = [this.responseHeader];
+    let trailers: (Headers | undefined)[] = [this.responseTrailer];
+    if (error instanceof ConnectError) {
+      if (this.side === "client") {
+        headers = [error.metadata];
+        trailers = [error.metadata];
+      } else if (this.system === "connect" && !this.plan.streaming) headers = [...headers, error.metadata];
+      else trailers = [...trailers, error.metadata];
+    }
+    const { config } = this;
+    const attrs: Attributes = {};
+    addResponseMetadata(
+      attrs,
+      config.responseHeaders,
+      config.responseTrailers,
+      headers,
+      trailers,
+      config.semconv,
+      this.system,
+    );
+    return attrs;
+  }
+
+  /**
+   * An `exception` span event with `exception.type`, `exception.message` and
+   * `exception.stacktrace` set here (see `exceptionAttributes`), not by `span.recordException`.
+   */
+  private recordException(error: unknown): void {
+    this.span.addEvent(EVENT_EXCEPTION, exceptionAttributes(error));
+  }
+
+  /**
+   * The log-based exception event of a failed call (semconv v1.45.0 docs/rpc/rpc-exceptions.md):
+   * `rpc.client.call.exception` with severity WARN (13) or `rpc.server.call.exception` with
+   * severity ERROR (17), the exception attributes, in the call's span context.
+   */
+  private logException(error: unknown): void {
+    const client = this.side === "client";
+    this.config.exceptionLogger?.emit({
+      eventName: client ? EVENT_RPC_CLIENT_CALL_EXCEPTION : EVENT_RPC_SERVER_CALL_EXCEPTION,
+      severityNumber: client ? 13 : 17,
+      severityText: client ? "WARN" : "ERROR",
+      attributes: exceptionAttributes(error),
+      context: this.context,
+    });
   }
 
   /** Runs tracing work; what it throws is dropped, because tracing never changes the RPC. */
@@ -306,7 +359,7 @@ export class RpcCall implements EventListenerObject {
     try {
       run();
     } catch (error) {
-      this.safely(() => this.span.recordException(error instanceof Error ? error : String(error)));
+      this.safely(() => this.recordException(error));
     }
   }
 }

@@ -1,7 +1,7 @@
 import type { Attributes } from "@opentelemetry/api";
 import type { TracingConfig } from "./config.js";
 import { addFieldValues } from "./field-values.js";
-import { addMetadata } from "./metadata-capture.js";
+import { addRequestMetadata } from "./metadata-capture.js";
 import type { MethodPlan, RpcSystem } from "./method-plan.js";
 
 /** What one call adds to its method's start attributes. */
@@ -16,7 +16,7 @@ export interface CallStart {
 
 /**
  * The attributes a call's span starts with: `base` (shared, never mutated) plus the annotated
- * fields of the single request (`plan.request`), the allow-listed request metadata, and the
+ * fields of the single request (`plan.request`), the allow-listed request headers, and the
  * deadline. Returns `base` itself when there is nothing to add. What an extractor throws is
  * dropped with the fields it would have added.
  *
@@ -30,7 +30,7 @@ export function startAttributes(
   shape: (request: unknown) => unknown,
 ): Attributes {
   const extractor = plan.requestStreaming ? undefined : plan.request;
-  const metadata = config.requestMetadata;
+  const metadata = config.requestHeaders;
   if (extractor === undefined && metadata.length === 0 && call.deadline === undefined) return base;
   const attrs: Attributes = { ...base };
   if (extractor !== undefined) {
@@ -40,7 +40,7 @@ export function startAttributes(
       // an extractor that throws records nothing; the RPC goes on
     }
   }
-  if (metadata.length > 0) addMetadata(attrs, metadata, [call.requestHeader], config.semconv, call.system);
+  if (metadata.length > 0) addRequestMetadata(attrs, metadata, call.requestHeader, config.semconv, call.system);
   if (call.deadline !== undefined) attrs[call.deadline[0]] = Math.max(0, Math.round(call.deadline[1]));
   return attrs;
 }
