@@ -16,13 +16,16 @@ const factories: readonly [string, Factory][] = [
   ["traceUserService", (options) => traceUserService(createUserImpl(), options)],
 ];
 
-const invalid: readonly [string, Record<string, unknown>, string][] = [
+/** Invalid options: title, options, the option the message names, what it shows of the value (default: the value). */
+const invalid: readonly [string, Record<string, unknown>, string, string?][] = [
   ["semconv bogus", { semconv: "bogus" }, "semconv"],
   ["semconv uppercase", { semconv: "STABLE" }, "semconv"],
   ["semconv rpc/dup (an environment value, not an option value)", { semconv: "rpc/dup" }, "semconv"],
   ["semconv toString (not an own key)", { semconv: "toString" }, "semconv"],
   ["exceptions bogus", { exceptions: "spans" }, "exceptions"],
-  ["loggerProvider without getLogger", { exceptions: "log", loggerProvider: {} }, "loggerProvider"],
+  ["metrics as a string", { metrics: "false" }, "metrics"],
+  ["meterProvider without getMeter", { meterProvider: {} }, "meterProvider", "got object"],
+  ["loggerProvider without getLogger", { exceptions: "log", loggerProvider: {} }, "loggerProvider", "got object"],
   ["messageEvents x", { messageEvents: "x" }, "messageEvents"],
   ["maxMessageEvents -1", { maxMessageEvents: -1 }, "maxMessageEvents"],
   ["maxMessageEvents 1.5", { maxMessageEvents: 1.5 }, "maxMessageEvents"],
@@ -38,6 +41,8 @@ const validOptions: readonly Record<string, unknown>[] = [
   { semconv: "dup" },
   { semconv: "current" },
   { semconv: "both" },
+  { metrics: false },
+  { metrics: true },
   { exceptions: "span" },
   { exceptions: "log" },
   { exceptions: "both" },
@@ -65,13 +70,12 @@ afterEach(() => {
 });
 
 describe.each(factories)("%s", (_name, create) => {
-  it.each(invalid)("%s: TypeError naming the option", (_what, options, optionName) => {
+  it.each(invalid)("%s: TypeError naming the option", (_what, options, optionName, shown) => {
     const error = thrownBy(() => create(options as TracedClientOptions));
     expect(error).toBeInstanceOf(TypeError);
     const message = (error as TypeError).message;
     expect(message).toContain(optionName);
-    const value = Object.values(options)[0];
-    expect(message).toContain(String(value));
+    expect(message).toContain(shown ?? String(Object.values(options)[0]));
     expect(message).not.toMatch(/\.$/);
   });
 

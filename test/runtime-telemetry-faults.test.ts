@@ -1,5 +1,6 @@
 import { Code, createClient } from "@connectrpc/connect";
 import type {
+  MeterProvider,
   Span,
   SpanContext,
   TextMapPropagator,
@@ -27,8 +28,8 @@ import { installTestTracing } from "./support/tracing.js";
 import type { MethodCase } from "./support/user-calls.js";
 import { methodCasesFor } from "./support/user-calls.js";
 
-// Faults in the telemetry path stay there: with a span processor, exporter, propagator or tracer
-// that throws, or a tracer that records nothing, every call of every method kind gives the caller
+// Faults in the telemetry path stay there: with a span processor, exporter, propagator, tracer or
+// meter that throws, or a tracer that records nothing, every call of every method kind gives the caller
 // and the handler exactly what untraced connect gives them, and nothing is left unhandled.
 
 installTestTracing();
@@ -109,6 +110,8 @@ interface TelemetryFault {
   setup(): {
     readonly tracerProvider?: TracerProviderApi;
     readonly propagator?: TextMapPropagator;
+    readonly meterProvider?: MeterProvider;
+    readonly semconv?: "dup";
     /** A recorder still sees every span: each must end exactly once. */
     readonly recorder?: SpanRecorder;
     /** Runs after each test, before the audit: flushes what the setup buffers. */
@@ -205,7 +208,25 @@ const faults: readonly TelemetryFault[] = [
     title: "a tracer whose spans throw from every method, isRecording included",
     setup: () => ({ tracerProvider: providerOf(() => hostileSpan(false)) }),
   },
+  {
+    title: "a meter provider whose getMeter throws",
+    setup: () => ({ meterProvider: { getMeter: () => fail("getMeter") } }),
+  },
+  {
+    title: "a meter whose histograms throw on record (v1.37 and stable instruments)",
+    setup: () => ({
+      meterProvider: meterProviderOf(() => fail("record")),
+      // every instrument of both generations
+      semconv: "dup" as const,
+    }),
+  },
 ];
+
+/** A meter provider whose histograms call `record` for every value. */
+function meterProviderOf(record: () => void): MeterProvider {
+  const meter = { createHistogram: () => ({ record }) };
+  return { getMeter: () => meter } as unknown as MeterProvider;
+}
 
 /** The calls compared: success, handler errors before and after the first message, a cancel. */
 function stepsFor(mc: MethodCase): Step[] {
@@ -250,6 +271,8 @@ describe.each(wires)("$name", (wire: Wire) => {
       const options = {
         ...(setup.tracerProvider ? { tracerProvider: setup.tracerProvider } : {}),
         ...(setup.propagator ? { propagator: setup.propagator } : {}),
+        ...(setup.meterProvider ? { meterProvider: setup.meterProvider } : {}),
+        ...(setup.semconv ? { semconv: setup.semconv } : {}),
       };
       server = await startServer(wire, (router) => {
         router.service(UserService, traceUserService(createScenarioService(views), options));

@@ -136,3 +136,43 @@ export function expectedConventionAttributes(
   }
   return conventionKeysOf(attrs);
 }
+
+/**
+ * Exactly the attributes of a call's data point, restated from the semconv pages: v1.45.0
+ * docs/rpc/rpc-metrics.md for `rpc.client.call.duration`/`rpc.server.call.duration`
+ * (`rpc.system.name`, fully-qualified `rpc.method`, `rpc.status_code`, `error.type` iff the call
+ * failed, `server.address`/`server.port` on the client when known, opt-in and absent on the
+ * server); v1.37.0 docs/rpc/rpc-metrics.md for the older histograms (`rpc.system`, `rpc.service`,
+ * bare `rpc.method`, the status attribute of the v1.37 spans, `server.*` on the client).
+ */
+export function expectedMetricAttributes(
+  generation: "stable" | "legacy",
+  wire: Wire,
+  side: "client" | "server",
+  method: string,
+  code: number,
+  target: { address: string; port: number } | undefined,
+): Record<string, unknown> {
+  const attrs: Record<string, unknown> = {};
+  const slash = method.lastIndexOf("/");
+  if (generation === "stable") {
+    attrs["rpc.system.name"] = systemName(wire);
+    attrs["rpc.method"] = method;
+    attrs["rpc.status_code"] = statusName(wire, code);
+    if (code !== 0 && (side === "client" || serverErrorCodes.has(code))) attrs["error.type"] = statusName(wire, code);
+  } else {
+    attrs["rpc.system"] = legacySystem(wire);
+    attrs["rpc.service"] = method.slice(0, slash);
+    attrs["rpc.method"] = method.slice(slash + 1);
+    if (!isConnect(wire)) attrs["rpc.grpc.status_code"] = code;
+    else if (code !== 0) attrs["rpc.connect_rpc.error_code"] = statusName(wire, code);
+  }
+  if (side === "client" && target !== undefined) {
+    attrs["server.address"] = target.address;
+    attrs["server.port"] = target.port;
+  }
+  return attrs;
+}
+
+/** Bucket boundaries in seconds that semconv v1.45.0 docs/rpc/rpc-metrics.md advises for call durations. */
+export const callDurationBuckets = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];

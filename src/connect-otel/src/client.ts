@@ -49,7 +49,7 @@ export function createTracedClient<S extends DescService>(
   transport: Transport,
   options?: TracedClientOptions,
 ): Client<S> {
-  const config = resolveTracingConfig(service, options);
+  const config = resolveTracingConfig(service, options, "client");
   const page = browserPage();
   // in a browser, a relative baseUrl is relative to the page, as for fetch
   const baseUrl =
@@ -65,7 +65,7 @@ export function createTracedClient<S extends DescService>(
   return makeAnyClient(service, (method) => {
     const methodFacts = facts[method.localName];
     if (methodFacts === undefined) return null;
-    const plan = createMethodPlan(method, methodFacts, config);
+    const plan = createMethodPlan(method, methodFacts, config, setup.target);
     const start = plan.startAttributes[setup.system];
     const attributes = setup.target === undefined ? start : { ...start, ...setup.target };
     const m: ClientMethod = {

@@ -3,6 +3,8 @@ import type { Context, TextMapGetter, TextMapSetter, Tracer } from "@opentelemet
 import * as otel from "@opentelemetry/api";
 import type { CallFilter } from "./call-filter.js";
 import { defaultCallFilter } from "./call-filter.js";
+import type { SideMetrics } from "./call-metrics.js";
+import { createSideMetrics } from "./call-metrics.js";
 import type { AnyMethodHooks } from "./hooks.js";
 import type { CapturedKey } from "./metadata-capture.js";
 import { resolveAllowSensitive, resolveCapturedKeys } from "./metadata-capture.js";
@@ -42,6 +44,8 @@ export interface TracingConfig {
   readonly requestHeaders: readonly CapturedKey[];
   readonly responseHeaders: readonly CapturedKey[];
   readonly responseTrailers: readonly CapturedKey[];
+  /** The client's or service's instruments; undefined with `metrics: false` or a meter that threw. */
+  readonly metrics: SideMetrics | undefined;
 }
 
 /** The logger a {@link ExceptionLoggerProvider} gives. */
@@ -72,10 +76,15 @@ const hookNames = ["onRequest", "onResponse", "onMessage", "onError"];
  *
  * @throws TypeError naming the option when `semconv`, `exceptions`, `messageEvents` or
  * `maxMessageEvents` has a value outside its documented set, `filter` is not a function,
- * `loggerProvider` has no `getLogger`, `hooks` names a method the service lacks or a hook that is
+ * `loggerProvider` or `meterProvider` lacks `getLogger` or `getMeter`, `metrics` is not a boolean,
+ * `hooks` names a method the service lacks or a hook that is
  * not a function, or a header allow-list is invalid (see `resolveCapturedKeys`).
  */
-export function resolveTracingConfig(service: DescService, options: TracingOptions | undefined): TracingConfig {
+export function resolveTracingConfig(
+  service: DescService,
+  options: TracingOptions | undefined,
+  side: "client" | "server",
+): TracingConfig {
   const opt = options ?? {};
   const semconv =
     opt.semconv === undefined
@@ -108,6 +117,17 @@ export function resolveTracingConfig(service: DescService, options: TracingOptio
   if (typeof filter !== "function") {
     throw new TypeError(`connect-otel: option filter must be a function, got ${typeof filter}`);
   }
+  if (opt.metrics !== undefined && typeof opt.metrics !== "boolean") {
+    throw new TypeError(
+      `connect-otel: option metrics must be a boolean, got ${typeOf(opt.metrics)} ${String(opt.metrics)}`,
+    );
+  }
+  const meterProvider = opt.meterProvider ?? otel.metrics.getMeterProvider();
+  if (typeof meterProvider?.getMeter !== "function") {
+    throw new TypeError(
+      `connect-otel: option meterProvider must have a getMeter function, got ${typeOf(meterProvider)}`,
+    );
+  }
   const allowSensitive = resolveAllowSensitive(opt.allowSensitiveMetadata);
   const provider = opt.tracerProvider ?? otel.trace.getTracerProvider();
   return {
@@ -128,6 +148,10 @@ export function resolveTracingConfig(service: DescService, options: TracingOptio
       resolveCapturedKeys("responseHeaders", "responseHeader", opt.responseHeaders, allowSensitive),
       resolveCapturedKeys("responseMetadata", "responseHeader", opt.responseMetadata, allowSensitive),
     ),
+    metrics:
+      opt.metrics === false
+        ? undefined
+        : createSideMetrics(meterProvider, side, semconv, { name: INSTRUMENTATION_SCOPE, version: VERSION }),
     responseTrailers: unionOfKeys(
       resolveCapturedKeys("responseTrailers", "responseTrailer", opt.responseTrailers, allowSensitive),
       resolveCapturedKeys("responseMetadata", "responseTrailer", opt.responseMetadata, allowSensitive),

@@ -9,6 +9,8 @@ import {
   RPC_SYSTEM_NAME_VALUE_GRPC,
   RPC_SYSTEM_VALUE_CONNECT_RPC,
 } from "./attribute-names.js";
+import type { MethodMetrics } from "./call-metrics.js";
+import { createMethodMetrics } from "./call-metrics.js";
 import type { TracingConfig } from "./config.js";
 import type { AnyMethodHooks } from "./hooks.js";
 import type { AnyMethodFacts, AttributeExtractor } from "./method-table.js";
@@ -55,6 +57,8 @@ export interface MethodPlan {
   readonly startAttributes: Readonly<Record<RpcSystem, Attributes>>;
   /** Attributes that name the RPC system, set when a client learns it from the response. */
   readonly systemAttributes: Readonly<Record<RpcSystem, Attributes>>;
+  /** The method's metrics; undefined when metrics are off or the method is untraced. */
+  readonly metrics: MethodMetrics | undefined;
 }
 
 /** The RPC system of a connect protocol name (`HandlerContext.protocolName`: connect, grpc, grpc-web). */
@@ -82,9 +86,15 @@ export function systemOfContentType(contentType: string | null | undefined): Rpc
  * Builds the plan of one method: span name and start attributes per RPC system in the configured
  * semconv mode (stable, semconv v1.45.0 docs/rpc/rpc-spans.md: `rpc.system.name` + fully-qualified
  * `rpc.method`; legacy, v1.26–v1.37: `rpc.system`, `rpc.service`, bare `rpc.method`; dup: the
- * union, `rpc.method` fully-qualified).
+ * union, `rpc.method` fully-qualified), and its metrics (client: with `target`, the
+ * `server.address`/`server.port` of the `baseUrl` option).
  */
-export function createMethodPlan(method: DescMethod, facts: AnyMethodFacts, config: TracingConfig): MethodPlan {
+export function createMethodPlan(
+  method: DescMethod,
+  facts: AnyMethodFacts,
+  config: TracingConfig,
+  target?: Attributes,
+): MethodPlan {
   const streaming = facts.kind !== "unary";
   const requestStreaming = facts.kind === "client_streaming" || facts.kind === "bidi_streaming";
   const responseStreaming = facts.kind === "server_streaming" || facts.kind === "bidi_streaming";
@@ -102,10 +112,11 @@ export function createMethodPlan(method: DescMethod, facts: AnyMethodFacts, conf
   if (config.semconv !== "legacy") {
     methodAttrs[ATTR_RPC_METHOD] = facts.name;
   }
+  const traced = facts.traced !== false;
   return {
     method,
     spanName: facts.name,
-    traced: facts.traced !== false,
+    traced,
     streaming,
     requestStreaming,
     responseStreaming,
@@ -120,6 +131,8 @@ export function createMethodPlan(method: DescMethod, facts: AnyMethodFacts, conf
       unknown: methodAttrs,
     },
     systemAttributes,
+    metrics:
+      traced && config.metrics !== undefined ? createMethodMetrics(config.metrics, facts.name, target) : undefined,
   };
 }
 

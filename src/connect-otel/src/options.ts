@@ -1,6 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
-import type { Attributes, Context, TextMapPropagator, TracerProvider } from "@opentelemetry/api";
+import type { Attributes, Context, MeterProvider, TextMapPropagator, TracerProvider } from "@opentelemetry/api";
 import type { CallFilter } from "./call-filter.js";
 import type { ServiceHooks } from "./hooks.js";
 import type { PropagateTraceHeaderCorsUrls } from "./trace-header-policy.js";
@@ -53,6 +53,19 @@ export type MessageEventMode = "all" | "streaming" | "none";
 export interface TracingOptions<S extends DescService = DescService> {
   /** Provider of the tracer that starts the spans. Default: the global tracer provider. */
   tracerProvider?: TracerProvider;
+  /**
+   * Provider of the meter (scope `connect-otel`) that records the RPC call metrics: semconv v1.45.0
+   * `rpc.client.call.duration` / `rpc.server.call.duration` (histogram, s), and in the `legacy` and
+   * `dup` modes the v1.26–v1.37 duration (ms), message size and messages-per-call histograms.
+   * Default: the global meter provider.
+   */
+  meterProvider?: MeterProvider;
+  /**
+   * False turns the RPC metrics off for this client or service. Calls that the schema marks
+   * untraced or that the `filter` leaves out record no metrics either; sampled-out calls do
+   * (sampling is a tracing decision). Default: true.
+   */
+  metrics?: boolean;
   /**
    * Propagator that injects into request headers (client) and extracts from them (server).
    * Default: the global propagator, usually W3C `traceparent`/`tracestate` plus baggage.

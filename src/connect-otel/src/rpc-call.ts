@@ -18,6 +18,7 @@ import {
   EVENT_RPC_MESSAGE,
   EVENT_RPC_SERVER_CALL_EXCEPTION,
 } from "./attribute-names.js";
+import type { MethodMetrics } from "./call-metrics.js";
 import type { TracingConfig } from "./config.js";
 import { exceptionAttributes } from "./exception-attributes.js";
 import { addFieldValues } from "./field-values.js";
@@ -70,6 +71,10 @@ export class RpcCall implements EventListenerObject {
   private responseTrailer: Headers | undefined;
   /** False for a call that starts no span (untraced method, filter): it records no exception log either. */
   private readonly traced: boolean;
+  /** The method's metrics, for a traced call; undefined otherwise. */
+  private readonly metrics: MethodMetrics | undefined;
+  /** `performance.now()` when the call started, in ms, if it records metrics: the span starts then too. */
+  private readonly startTime: number | undefined;
 
   /** The call's span: a CLIENT or SERVER span, or a non-recording one if the tracer threw. */
   readonly span: Span;
@@ -89,12 +94,15 @@ export class RpcCall implements EventListenerObject {
     start: SpanStart = { traced: true },
   ) {
     const kind = side === "client" ? SpanKind.CLIENT : SpanKind.SERVER;
+    this.metrics = start.traced ? plan.metrics : undefined;
+    // one clock for the span and the duration metric, so that the two agree (semconv rpc-metrics.md)
+    this.startTime = this.metrics !== undefined ? performance.now() : undefined;
     let span: Span | undefined;
     if (start.traced) {
       try {
         span = config.tracer.startSpan(
           plan.spanName,
-          { kind, attributes, root: start.root, links: start.links },
+          { kind, attributes, root: start.root, links: start.links, startTime: this.startTime },
           parent,
         );
       } catch {
@@ -173,19 +181,39 @@ export class RpcCall implements EventListenerObject {
    */
   message(direction: MessageDirection, schema: DescMessage, message: unknown): void {
     const id = direction === "SENT" ? ++this.sentCount : ++this.receivedCount;
-    if (!this.isRecording) return;
+    const metrics = this.ended ? undefined : this.metrics;
+    const recordsSize = metrics?.recordsSizes === true;
+    if (!this.isRecording && !recordsSize) return;
     const plan = this.plan;
     const isRequest = (this.side === "client") === (direction === "SENT");
+    let size: number | undefined;
+    if (!this.isRecording) {
+      // sampled out, legacy metrics on: the message's size is all there is to record
+      this.safely(() =>
+        metrics?.recordSize(
+          isRequest,
+          toBinary(schema, create(schema, message as never)).byteLength,
+          this.system,
+          this.context,
+        ),
+      );
+      return;
+    }
     const streamed = isRequest ? plan.requestStreaming : plan.responseStreaming;
     const extractor = isRequest ? plan.request : plan.response;
     const hooks = plan.hooks;
     const recordEvent = plan.messageEvents && this.eventCount < this.config.maxMessageEvents;
-    if (!recordEvent && extractor === undefined && hooks === undefined) return;
+    if (!recordEvent && !recordsSize && extractor === undefined && hooks === undefined) return;
     let shaped: unknown;
     try {
       shaped = create(schema, message as never);
     } catch {
       return; // a message that does not build is not the RPC's problem
+    }
+    if (recordsSize) {
+      size = this.safely(() => toBinary(schema, shaped as never).byteLength);
+      if (size !== undefined)
+        this.safely(() => metrics?.recordSize(isRequest, size as number, this.system, this.context));
     }
     let eventAttrs: Attributes | undefined;
     if (streamed) {
@@ -203,7 +231,7 @@ export class RpcCall implements EventListenerObject {
       const attrs: Attributes = eventAttrs ?? {};
       attrs[ATTR_RPC_MESSAGE_TYPE] = direction;
       attrs[ATTR_RPC_MESSAGE_ID] = id;
-      attrs[ATTR_RPC_MESSAGE_UNCOMPRESSED_SIZE] = toBinary(schema, shaped as never).byteLength;
+      attrs[ATTR_RPC_MESSAGE_UNCOMPRESSED_SIZE] = size ?? toBinary(schema, shaped as never).byteLength;
       this.span.addEvent(EVENT_RPC_MESSAGE, attrs);
     });
   }
@@ -248,16 +276,33 @@ export class RpcCall implements EventListenerObject {
       this.hook(() => onError(this.span, connectErrorOf(error, code)));
     }
     this.ended = true;
+    const endTime = this.startTime !== undefined ? performance.now() : undefined;
     const isError = code !== OK && (this.side === "client" || this.plan.serverErrorCodes.has(code));
     if (this.recording) this.safely(() => this.setStatus(code, error, isError));
     if (isError && error !== undefined && this.traced && this.config.exceptionLogger !== undefined) {
       this.safely(() => this.logException(error));
     }
     try {
-      this.span.end();
+      this.span.end(endTime);
     } catch {
       // a span processor that throws on end is not the RPC's problem
     }
+    if (this.metrics !== undefined) this.safely(() => this.recordMetrics(code, error, isError, endTime));
+  }
+
+  /** The call's data points, with the span's duration and the same status (semconv rpc-metrics.md). */
+  private recordMetrics(code: StatusCode, error: unknown, isError: boolean, endTime: number | undefined): void {
+    const name = this.system === "connect" ? connectStatusName(code) : grpcStatusName(code);
+    const client = this.side === "client";
+    this.metrics?.record({
+      system: this.system,
+      code,
+      errorType: isError ? errorType(error, name, this.side) : undefined,
+      durationMs: (endTime ?? 0) - (this.startTime ?? 0),
+      requests: client ? this.sentCount : this.receivedCount,
+      responses: client ? this.receivedCount : this.sentCount,
+      context: this.context,
+    });
   }
 
   /**

@@ -52,7 +52,7 @@ export function traceService<S extends DescService>(
   options?: TracedServiceOptions,
 ): ServiceImpl<S> {
   const setup: ServerSetup = {
-    config: resolveTracingConfig(service, options),
+    config: resolveTracingConfig(service, options, "server"),
     isPublic: publicEndpointOption(options?.publicEndpoint),
     traceResponse: booleanOption("traceResponse", options?.traceResponse),
   };
