@@ -325,6 +325,28 @@ describe("the protoc-gen-connect-otel binary", () => {
     expect(res.stderr).toBe('protoc-gen-connect-otel: invalid option "foo=bar"\n');
   });
 
+  it("starts from one bundled file: no TypeScript compiler, no module from node_modules", async () => {
+    // every module Node resolves for the plugin process, printed on exit
+    const hook = [
+      'import { registerHooks } from "node:module";',
+      "const seen = [];",
+      "registerHooks({ resolve(s, c, next) { const r = next(s, c); seen.push(r.url); return r; } });",
+      'process.on("exit", () => process.stderr.write(JSON.stringify(seen)));',
+    ].join("\n");
+    const req = request(repoSet, ["user/v1/user.proto"], "target=ts");
+    const res = await run(
+      process.execPath,
+      ["--import", `data:text/javascript,${encodeURIComponent(hook)}`, pluginBin],
+      {
+        input: toBinary(CodeGeneratorRequestSchema, req),
+      },
+    );
+    expect(res.code).toBe(0);
+    const loaded = (JSON.parse(res.stderr) as string[]).filter((url) => !url.startsWith("node:"));
+    expect(loaded.map((url) => path.basename(url)).sort()).toEqual(["protoc-gen-connect-otel.js", "run-plugin.js"]);
+    expect(loaded.filter((url) => url.includes("node_modules"))).toEqual([]);
+  });
+
   it("prints its name and version for --version", async () => {
     const pkg = JSON.parse(await readFile(path.join(repoRoot, "package.json"), "utf8")) as { version: string };
     const res = await run(process.execPath, [pluginBin, "--version"]);

@@ -1,8 +1,7 @@
 #!/usr/bin/env node
-import { skipTranspilerImports } from "./skip-transpiler.js";
+import * as nodeModule from "node:module";
 
-// Before protoplugin loads: see skipTranspilerImports.
-skipTranspilerImports();
-const { runNodeJs } = await import("@bufbuild/protoplugin");
-const { protocGenConnectOtel } = await import("../index.js");
-runNodeJs(protocGenConnectOtel);
+// V8's compile cache (Node 22.1+) keeps the compiled plugin between the many starts of one
+// `buf generate` (one process per proto directory); a no-op where Node lacks it.
+(nodeModule as { enableCompileCache?: () => unknown }).enableCompileCache?.();
+await import("./run-plugin.js");
