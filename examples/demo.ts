@@ -15,10 +15,10 @@
 import { writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { LOOPBACK, loopbackUrl } from "./config.js";
+import { printChecks, runStep, settledSpans } from "./demo-steps.js";
 import { type OtlpReceiver, startOtlpReceiver } from "./otlp-receiver.js";
 import { freePort, type ServiceProcess, startProcess, waitForPort } from "./processes.js";
-import { SCENARIO, type ScenarioStep, SERVICES } from "./scenario.js";
-import type { SpanRecord } from "./span-record.js";
+import { SCENARIO, SERVICES } from "./scenario.js";
 import { type CheckResult, checkScenarioTraces } from "./trace-checks.js";
 import { renderWaterfall } from "./waterfall.js";
 
@@ -121,7 +121,7 @@ async function runDemo(): Promise<void> {
   console.log(`course system up: gateway ${gatewayUrl}, user-service ${userUrl}, payment-service ${paymentUrl}`);
 
   for (const step of SCENARIO) {
-    const problem = await runStep(gatewayUrl, step);
+    const problem = await runStep(gatewayUrl, step, STEP_TIMEOUT_MS);
     if (problem !== undefined) {
       failures.push(`${step.name}: ${problem}`);
     }
@@ -154,62 +154,8 @@ async function runDemo(): Promise<void> {
   }
 }
 
-/** Sends one scenario request; returns a problem description, or undefined when it passed. */
-async function runStep(gatewayUrl: string, step: ScenarioStep): Promise<string | undefined> {
-  const started = performance.now();
-  let status: number;
-  let body: unknown;
-  try {
-    const init: RequestInit = { method: step.method, signal: AbortSignal.timeout(STEP_TIMEOUT_MS) };
-    if (step.body !== undefined) {
-      init.body = JSON.stringify(step.body);
-      init.headers = { "content-type": "application/json" };
-    }
-    const res = await fetch(gatewayUrl + step.path, init);
-    status = res.status;
-    const text = await res.text();
-    try {
-      body = JSON.parse(text);
-    } catch {
-      body = text;
-    }
-  } catch (err) {
-    const problem = `request failed: ${err instanceof Error ? err.message : String(err)}`;
-    console.log(`✗ ${step.name.padEnd(14)} ${step.method} ${step.path} → ${problem}`);
-    return problem;
-  }
-  const ms = (performance.now() - started).toFixed(0);
-  const problem =
-    status !== step.expectStatus
-      ? `status ${status}, expected ${step.expectStatus}: ${JSON.stringify(body)}`
-      : step.checkBody?.(body);
-  console.log(
-    `${problem === undefined ? "✓" : "✗"} ${step.name.padEnd(14)} ${step.method} ${step.path} → ${status} (${ms} ms)${problem ? `: ${problem}` : ""}`,
-  );
-  return problem;
-}
-
-/** Waits until the span count stops growing for 300 ms, at most `timeoutMs`. */
-async function settledSpans(from: OtlpReceiver, timeoutMs: number): Promise<SpanRecord[]> {
-  const deadline = Date.now() + timeoutMs;
-  let count = -1;
-  while (Date.now() < deadline) {
-    const now = from.spans().length;
-    if (now === count && now > 0) {
-      break;
-    }
-    count = now;
-    await new Promise((resolve) => setTimeout(resolve, 300));
-  }
-  return from.spans();
-}
-
 function report(results: CheckResult[]): void {
-  for (const r of results) {
-    console.log(`${r.ok ? "✓" : "✗"} ${r.name}${r.detail !== undefined ? `: ${r.detail}` : ""}`);
-  }
-  const failed = results.filter((r) => !r.ok).length;
-  console.log(`\ntrace checks: ${results.length - failed} of ${results.length} passed`);
+  const failed = printChecks(results);
   if (failed > 0) {
     failures.push(`${failed} of ${results.length} trace checks failed`);
   }

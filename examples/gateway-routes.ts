@@ -204,7 +204,12 @@ async function route(routes: Route[], req: IncomingMessage): Promise<Reply> {
  * Runs a Chat call as an exchange: sends one message, waits for its reply, sends the next.
  * The call's `timeoutMs` bounds a server that stops answering.
  */
-async function chatExchange(users: UserClient, user: string, messages: string[], timeoutMs: number): Promise<string[]> {
+export async function chatExchange(
+  users: UserClient,
+  user: string,
+  messages: string[],
+  timeoutMs: number,
+): Promise<string[]> {
   const replies: string[] = [];
   let answered: () => void = () => {};
   async function* outbound() {

@@ -2,14 +2,16 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { promisify } from "node:util";
 import { gunzip } from "node:zlib";
+import { spansFromOtlpProtobuf } from "./otlp-protobuf.js";
 import { readBody } from "./read-body.js";
 import { type SpanRecord, spansFromOtlpJson } from "./span-record.js";
 
 /**
- * A minimal OTLP/HTTP trace receiver for the demo: accepts `POST /v1/traces` with an OTLP/JSON
- * body (`content-type: application/json`, optionally `content-encoding: gzip`) and keeps the spans
- * in memory. It answers protobuf bodies with 415, so exporters must use
- * `OTEL_EXPORTER_OTLP_PROTOCOL=http/json`. Not for production: no auth, no size-based eviction.
+ * A minimal OTLP/HTTP trace receiver for the demos: accepts `POST /v1/traces` with an OTLP/JSON
+ * body (`content-type: application/json`, the `http/json` protocol) or an OTLP protobuf body
+ * (`application/x-protobuf`, `http/protobuf`, what the Go and Python exporters send by default),
+ * either optionally `content-encoding: gzip`, and keeps the spans in memory. Other content types
+ * are answered with 415. Not for production: no auth, no size-based eviction.
  */
 export interface OtlpReceiver {
   /** Base URL for `OTEL_EXPORTER_OTLP_ENDPOINT`, e.g. `http://127.0.0.1:40123` (no path). */
@@ -35,7 +37,7 @@ export interface OtlpReceiverOptions {
 const gunzipAsync = promisify(gunzip);
 
 /**
- * Starts an OTLP/HTTP JSON receiver.
+ * Starts an OTLP/HTTP receiver of JSON and protobuf trace exports.
  *
  * @returns the listening receiver
  * @throws when the address cannot be bound (e.g. `EADDRINUSE`)
@@ -50,7 +52,7 @@ export async function startOtlpReceiver(options: OtlpReceiverOptions = {}): Prom
     handle(req, maxBodyBytes).then(
       (spans) => {
         received.push(...spans);
-        reply(res, 200, {});
+        replySuccess(req, res);
       },
       (err: unknown) => {
         rejected++;
@@ -100,10 +102,13 @@ async function handle(req: IncomingMessage, maxBodyBytes: number): Promise<SpanR
     req.resume();
     throw new ReceiverError(405, `method ${req.method} not allowed on /v1/traces`);
   }
-  const contentType = (req.headers["content-type"] ?? "").split(";")[0]?.trim();
-  if (contentType !== "application/json") {
+  const contentType = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
+  if (contentType !== "application/json" && contentType !== "application/x-protobuf") {
     req.resume();
-    throw new ReceiverError(415, `content type ${contentType || "(none)"} not supported, use OTLP/JSON (http/json)`);
+    throw new ReceiverError(
+      415,
+      `content type ${contentType || "(none)"} not supported, use application/json or application/x-protobuf`,
+    );
   }
   let body = await readBody(
     req,
@@ -116,7 +121,28 @@ async function handle(req: IncomingMessage, maxBodyBytes: number): Promise<SpanR
   } else if (encoding !== undefined && encoding !== "identity") {
     throw new ReceiverError(415, `content encoding ${encoding} not supported`);
   }
-  return spansFromOtlpJson(JSON.parse(body.toString("utf8")));
+  try {
+    return contentType === "application/json"
+      ? spansFromOtlpJson(JSON.parse(body.toString("utf8")))
+      : spansFromOtlpProtobuf(body);
+  } catch (err) {
+    throw new ReceiverError(400, `bad ${contentType} body: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/**
+ * Answers an accepted export as OTLP/HTTP says: an `ExportTraceServiceResponse` in the request's
+ * encoding, which for a full success is `{}` in JSON and zero bytes in protobuf (exporters parse it).
+ */
+function replySuccess(req: IncomingMessage, res: ServerResponse): void {
+  if (req.headers["content-type"]?.toLowerCase().startsWith("application/x-protobuf")) {
+    if (!res.headersSent && !res.destroyed) {
+      res.writeHead(200, { "content-type": "application/x-protobuf", "content-length": 0 });
+      res.end();
+    }
+    return;
+  }
+  reply(res, 200, {});
 }
 
 function reply(res: ServerResponse, status: number, body: object): void {

@@ -3,8 +3,9 @@ import { type AddressInfo, connect, createServer } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 
 /**
- * The demo's child processes: TypeScript entry points run by the current Node binary with tsx's
- * loader, their output kept for a failure report, readiness found by polling their TCP port.
+ * The demos' child processes: TypeScript entry points run by the current Node binary with tsx's
+ * loader, or any other program (the polyglot demo's Go binaries and Python scripts), their output
+ * kept for a failure report, readiness found by polling their TCP port.
  */
 
 /** A running child process. */
@@ -33,7 +34,26 @@ const MAX_OUTPUT_LINES = 200;
  * @param cwd working directory, where `tsx` resolves from
  */
 export function startProcess(name: string, script: string, env: Record<string, string>, cwd: string): ServiceProcess {
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", script], {
+  return startCommand(name, process.execPath, ["--import", "tsx", script], env, cwd);
+}
+
+/**
+ * Starts `command` with `args`, as {@link startProcess} starts a script: `env` added to this
+ * process's environment, `EXIT_ON_STDIN_CLOSE=1` and a pipe as standard input. A command that
+ * cannot be started (not found) exits with `spawn-error` and says why in its output.
+ *
+ * @param name a label for reports, e.g. `gateway`
+ * @param command the program, a path or a name found on `PATH`
+ * @param cwd working directory
+ */
+export function startCommand(
+  name: string,
+  command: string,
+  args: readonly string[],
+  env: Record<string, string>,
+  cwd: string,
+): ServiceProcess {
+  const child: ChildProcess = spawn(command, args, {
     cwd,
     env: { ...process.env, ...env, EXIT_ON_STDIN_CLOSE: "1" },
     // The child stops when this pipe closes, also when this process dies (see exitOnSignal).

@@ -49,8 +49,29 @@ export interface SpanRecord {
   resource: Attributes;
 }
 
-const KIND_NAMES: readonly SpanKindName[] = ["UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"];
-const STATUS_NAMES: readonly StatusCodeName[] = ["UNSET", "OK", "ERROR"];
+/** The attribute in which connect-otel records a call's status code name (semconv RPC conventions). */
+export const RPC_STATUS_CODE_KEY = "rpc.status_code";
+
+/**
+ * The status code name connect-otel recorded on a span: the gRPC name (`NOT_FOUND`) or the Connect
+ * one (`not_found`), as {@link RPC_STATUS_CODE_KEY} holds it; undefined when the span has none.
+ */
+export function rpcStatusCode(span: SpanRecord): string | undefined {
+  const value = span.attributes[RPC_STATUS_CODE_KEY];
+  return typeof value === "string" ? value : undefined;
+}
+
+/** {@link SpanKindName}s by their number in `opentelemetry.proto.trace.v1.Span.SpanKind`. */
+export const KIND_NAMES: readonly SpanKindName[] = [
+  "UNSPECIFIED",
+  "INTERNAL",
+  "SERVER",
+  "CLIENT",
+  "PRODUCER",
+  "CONSUMER",
+];
+/** {@link StatusCodeName}s by their number in `opentelemetry.proto.trace.v1.Status.StatusCode`. */
+export const STATUS_NAMES: readonly StatusCodeName[] = ["UNSET", "OK", "ERROR"];
 
 /**
  * Decodes the body of an OTLP/JSON `POST /v1/traces` into span records.

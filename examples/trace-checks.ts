@@ -1,5 +1,5 @@
 import type { ExpectedSpan, ScenarioStep } from "./scenario.js";
-import type { SpanRecord } from "./span-record.js";
+import { rpcStatusCode, type SpanRecord } from "./span-record.js";
 import { groupByTrace } from "./waterfall.js";
 
 /**
@@ -89,8 +89,16 @@ export function checkScenarioTraces(
 
 /**
  * Checks the trace of one step: connected, exactly the expected spans, parents and codes.
+ *
+ * @param statusOf reads the RPC status code that `rpcStatus` expectations are checked against;
+ *   default {@link rpcStatusCode}, what connect-otel records (other instrumentations record theirs
+ *   elsewhere)
  */
-export function checkStepTrace(step: ScenarioStep, trace: readonly SpanRecord[]): CheckResult[] {
+export function checkStepTrace(
+  step: ScenarioStep,
+  trace: readonly SpanRecord[],
+  statusOf: (span: SpanRecord) => string | undefined = rpcStatusCode,
+): CheckResult[] {
   const results: CheckResult[] = [];
   const ids = new Set(trace.map((s) => s.spanId));
   const roots = trace.filter((s) => s.parentSpanId === undefined);
@@ -133,7 +141,7 @@ export function checkStepTrace(step: ScenarioStep, trace: readonly SpanRecord[])
       continue;
     }
     assigned.set(expected.id, match);
-    const problems = problemsOf(expected, match);
+    const problems = problemsOf(expected, match, statusOf);
     results.push(result(label, problems.length === 0, problems.join(", ")));
   }
   return results;
@@ -158,14 +166,15 @@ function expectationsOf(expected: ExpectedSpan): string[] {
 }
 
 /** How a matched span differs from {@link expectationsOf}; empty when it does not. */
-function problemsOf(expected: ExpectedSpan, span: SpanRecord): string[] {
+function problemsOf(
+  expected: ExpectedSpan,
+  span: SpanRecord,
+  statusOf: (span: SpanRecord) => string | undefined,
+): string[] {
   const problems: string[] = [];
-  const code = span.attributes["rpc.status_code"];
-  if (
-    expected.rpcStatus !== undefined &&
-    (typeof code !== "string" || !allowedCodes(expected.rpcStatus).includes(code))
-  ) {
-    problems.push(`rpc.status_code is ${JSON.stringify(code)}`);
+  const code = statusOf(span);
+  if (expected.rpcStatus !== undefined && (code === undefined || !allowedCodes(expected.rpcStatus).includes(code))) {
+    problems.push(`rpc status code is ${JSON.stringify(code)}`);
   }
   if (expected.status !== undefined && span.status.code !== expected.status) {
     problems.push(`status is ${span.status.code}`);

@@ -1,4 +1,4 @@
-import type { AttributeValue, SpanRecord } from "./span-record.js";
+import { type AttributeValue, rpcStatusCode, type SpanRecord } from "./span-record.js";
 
 /**
  * Terminal waterfall of traces: a pure function from span records to text, one block per trace.
@@ -26,6 +26,11 @@ export interface WaterfallOptions {
   showAttribute?: (key: string, value: AttributeValue, span: SpanRecord) => boolean;
   /** Longest attribute value shown, in characters; longer ones are cut with `…`. Default 60. */
   maxValueChars?: number;
+  /**
+   * The RPC status code shown after a span's status. Default {@link rpcStatusCode}, what
+   * connect-otel records; other instrumentations record theirs elsewhere.
+   */
+  statusOf?: (span: SpanRecord) => string | undefined;
 }
 
 /** A span with its children, ordered by start time. */
@@ -170,7 +175,7 @@ export function renderTrace(spans: readonly SpanRecord[], options: WaterfallOpti
   const nameWidth = Math.max(...names.map((n) => n.length));
   const durations = rows.map((r) => formatMs(r.node.span.endMs - r.node.span.startMs));
   const durationWidth = Math.max(...durations.map((d) => d.length));
-  const statuses = rows.map((r) => statusLabel(r.node.span));
+  const statuses = rows.map((r) => statusLabel(r.node.span, options.statusOf));
   const statusWidth = Math.max(...statuses.map((s) => s.length));
 
   const lines = [
@@ -220,10 +225,16 @@ export function renderBar(startMs: number, endMs: number, extent: number, width:
   return EMPTY.repeat(from) + FILLED.repeat(to - from) + EMPTY.repeat(width - to);
 }
 
-/** `OK`, `ERROR`, `UNSET`, followed by `rpc.status_code` when the span has one. */
-export function statusLabel(span: SpanRecord): string {
-  const rpc = span.attributes["rpc.status_code"];
-  return rpc === undefined || rpc === null ? span.status.code : `${span.status.code} ${String(rpc)}`;
+/**
+ * `OK`, `ERROR`, `UNSET`, followed by the RPC status code when the span has one: by default
+ * `rpc.status_code` ({@link rpcStatusCode}), or what `statusOf` reads.
+ */
+export function statusLabel(
+  span: SpanRecord,
+  statusOf: (span: SpanRecord) => string | undefined = rpcStatusCode,
+): string {
+  const rpc = statusOf(span);
+  return rpc === undefined ? span.status.code : `${span.status.code} ${rpc}`;
 }
 
 function kindLabel(span: SpanRecord): string {

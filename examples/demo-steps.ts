@@ -1,0 +1,80 @@
+import type { OtlpReceiver } from "./otlp-receiver.js";
+import type { ScenarioStep } from "./scenario.js";
+import type { SpanRecord } from "./span-record.js";
+import type { CheckResult } from "./trace-checks.js";
+
+/**
+ * What the demos (./demo.ts, ./polyglot/demo.ts) do with a scenario and its spans: send each step
+ * to the gateway with plain `fetch` (untraced) and print a line per step, wait for the spans to
+ * arrive, print the trace checks.
+ */
+
+/**
+ * Sends one scenario request to the gateway and prints `✓`/`✗`, the request, the answer's status
+ * and how long it took.
+ *
+ * @param timeoutMs bound of the whole request, in ms
+ * @returns a problem description, or undefined when the step passed
+ */
+export async function runStep(gatewayUrl: string, step: ScenarioStep, timeoutMs: number): Promise<string | undefined> {
+  const started = performance.now();
+  let status: number;
+  let body: unknown;
+  try {
+    const init: RequestInit = { method: step.method, signal: AbortSignal.timeout(timeoutMs) };
+    if (step.body !== undefined) {
+      init.body = JSON.stringify(step.body);
+      init.headers = { "content-type": "application/json" };
+    }
+    const res = await fetch(gatewayUrl + step.path, init);
+    status = res.status;
+    const text = await res.text();
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = text;
+    }
+  } catch (err) {
+    const problem = `request failed: ${err instanceof Error ? err.message : String(err)}`;
+    console.log(`✗ ${step.name.padEnd(14)} ${step.method} ${step.path} → ${problem}`);
+    return problem;
+  }
+  const ms = (performance.now() - started).toFixed(0);
+  const problem =
+    status !== step.expectStatus
+      ? `status ${status}, expected ${step.expectStatus}: ${JSON.stringify(body)}`
+      : step.checkBody?.(body);
+  console.log(
+    `${problem === undefined ? "✓" : "✗"} ${step.name.padEnd(14)} ${step.method} ${step.path} → ${status} (${ms} ms)${problem ? `: ${problem}` : ""}`,
+  );
+  return problem;
+}
+
+/** Waits until the receiver's span count stops growing for 300 ms, at most `timeoutMs`. */
+export async function settledSpans(from: OtlpReceiver, timeoutMs: number): Promise<SpanRecord[]> {
+  const deadline = Date.now() + timeoutMs;
+  let count = -1;
+  while (Date.now() < deadline) {
+    const now = from.spans().length;
+    if (now === count && now > 0) {
+      break;
+    }
+    count = now;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+  return from.spans();
+}
+
+/**
+ * Prints one line per check and a summary line.
+ *
+ * @returns the number of failed checks
+ */
+export function printChecks(results: readonly CheckResult[]): number {
+  for (const r of results) {
+    console.log(`${r.ok ? "✓" : "✗"} ${r.name}${r.detail !== undefined ? `: ${r.detail}` : ""}`);
+  }
+  const failed = results.filter((r) => !r.ok).length;
+  console.log(`\ntrace checks: ${results.length - failed} of ${results.length} passed`);
+  return failed;
+}
