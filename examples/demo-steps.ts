@@ -1,12 +1,13 @@
+import type { MetricPointRecord } from "./metric-record.js";
 import type { OtlpReceiver } from "./otlp-receiver.js";
 import type { ScenarioStep } from "./scenario.js";
 import type { SpanRecord } from "./span-record.js";
 import type { CheckResult } from "./trace-checks.js";
 
 /**
- * What the demos (./demo.ts, ./polyglot/demo.ts) do with a scenario and its spans: send each step
- * to the gateway with plain `fetch` (untraced) and print a line per step, wait for the spans to
- * arrive, print the trace checks.
+ * What the demos (./demo.ts, ./polyglot/demo.ts) do with a scenario and its telemetry: send each
+ * step to the gateway with plain `fetch` (untraced) and print a line per step, wait for the spans
+ * and metrics to arrive, print the checks.
  */
 
 /**
@@ -52,29 +53,41 @@ export async function runStep(gatewayUrl: string, step: ScenarioStep, timeoutMs:
 
 /** Waits until the receiver's span count stops growing for 300 ms, at most `timeoutMs`. */
 export async function settledSpans(from: OtlpReceiver, timeoutMs: number): Promise<SpanRecord[]> {
+  await settled(() => from.spans().length, timeoutMs);
+  return from.spans();
+}
+
+/** Waits until the receiver's metric data point count stops growing for 300 ms, at most `timeoutMs`. */
+export async function settledMetrics(from: OtlpReceiver, timeoutMs: number): Promise<MetricPointRecord[]> {
+  await settled(() => from.metrics().length, timeoutMs);
+  return from.metrics();
+}
+
+/** Waits until `count()` is above 0 and the same as 300 ms before, at most `timeoutMs`. */
+async function settled(count: () => number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  let count = -1;
+  let last = -1;
   while (Date.now() < deadline) {
-    const now = from.spans().length;
-    if (now === count && now > 0) {
-      break;
+    const now = count();
+    if (now === last && now > 0) {
+      return;
     }
-    count = now;
+    last = now;
     await new Promise((resolve) => setTimeout(resolve, 300));
   }
-  return from.spans();
 }
 
 /**
  * Prints one line per check and a summary line.
  *
+ * @param what the summary's name for the checks, e.g. `trace checks` (the default)
  * @returns the number of failed checks
  */
-export function printChecks(results: readonly CheckResult[]): number {
+export function printChecks(results: readonly CheckResult[], what = "trace checks"): number {
   for (const r of results) {
     console.log(`${r.ok ? "✓" : "✗"} ${r.name}${r.detail !== undefined ? `: ${r.detail}` : ""}`);
   }
   const failed = results.filter((r) => !r.ok).length;
-  console.log(`\ntrace checks: ${results.length - failed} of ${results.length} passed`);
+  console.log(`\n${what}: ${results.length - failed} of ${results.length} passed`);
   return failed;
 }

@@ -2,22 +2,30 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { promisify } from "node:util";
 import { gunzip } from "node:zlib";
-import { spansFromOtlpProtobuf } from "./otlp-protobuf.js";
+import { type MetricPointRecord, metricsFromOtlpJson } from "./metric-record.js";
+import { metricsFromOtlpProtobuf, spansFromOtlpProtobuf } from "./otlp-protobuf.js";
 import { readBody } from "./read-body.js";
 import { type SpanRecord, spansFromOtlpJson } from "./span-record.js";
 
 /**
- * A minimal OTLP/HTTP trace receiver for the demos: accepts `POST /v1/traces` with an OTLP/JSON
- * body (`content-type: application/json`, the `http/json` protocol) or an OTLP protobuf body
- * (`application/x-protobuf`, `http/protobuf`, what the Go and Python exporters send by default),
- * either optionally `content-encoding: gzip`, and keeps the spans in memory. Other content types
- * are answered with 415. Not for production: no auth, no size-based eviction.
+ * The demos' OTLP receiver, a minimal OTLP/HTTP endpoint for traces and metrics: accepts
+ * `POST /v1/traces` and `POST /v1/metrics` with an OTLP/JSON body (`content-type:
+ * application/json`, the `http/json` protocol) or an OTLP protobuf body (`application/x-protobuf`,
+ * `http/protobuf`, what the Go and Python exporters send by default), either optionally
+ * `content-encoding: gzip`, and keeps the spans and metric data points in memory. Other paths are
+ * answered with 404 (logs, for one), other content types with 415. Not for production: no auth, no
+ * size-based eviction.
  */
 export interface OtlpReceiver {
   /** Base URL for `OTEL_EXPORTER_OTLP_ENDPOINT`, e.g. `http://127.0.0.1:40123` (no path). */
   readonly url: string;
   /** A copy of all spans received so far, in arrival order. */
   spans(): SpanRecord[];
+  /**
+   * A copy of all metric data points received so far, in arrival order: every point of every
+   * export (a cumulative series appears once per export).
+   */
+  metrics(): MetricPointRecord[];
   /** Number of export requests that were rejected (bad body, wrong content type). */
   rejected(): number;
   /** Stops listening and closes open connections. */
@@ -37,7 +45,7 @@ export interface OtlpReceiverOptions {
 const gunzipAsync = promisify(gunzip);
 
 /**
- * Starts an OTLP/HTTP receiver of JSON and protobuf trace exports.
+ * Starts an OTLP/HTTP receiver of JSON and protobuf trace and metric exports.
  *
  * @returns the listening receiver
  * @throws when the address cannot be bound (e.g. `EADDRINUSE`)
@@ -46,12 +54,17 @@ export async function startOtlpReceiver(options: OtlpReceiverOptions = {}): Prom
   const host = options.host ?? "127.0.0.1";
   const maxBodyBytes = options.maxBodyBytes ?? 16 * 1024 * 1024;
   const received: SpanRecord[] = [];
+  const points: MetricPointRecord[] = [];
   let rejected = 0;
 
   const server = createServer((req, res) => {
     handle(req, maxBodyBytes).then(
-      (spans) => {
-        received.push(...spans);
+      (data) => {
+        if (data.signal === "traces") {
+          received.push(...data.spans);
+        } else {
+          points.push(...data.points);
+        }
         replySuccess(req, res);
       },
       (err: unknown) => {
@@ -73,6 +86,7 @@ export async function startOtlpReceiver(options: OtlpReceiverOptions = {}): Prom
   return {
     url: `http://${hostInUrl}:${port}`,
     spans: () => received.slice(),
+    metrics: () => points.slice(),
     rejected: () => rejected,
     close: () =>
       new Promise<void>((resolve) => {
@@ -91,16 +105,23 @@ class ReceiverError extends Error {
   }
 }
 
-async function handle(req: IncomingMessage, maxBodyBytes: number): Promise<SpanRecord[]> {
+/** What one accepted export request held. */
+type Received = { signal: "traces"; spans: SpanRecord[] } | { signal: "metrics"; points: MetricPointRecord[] };
+
+/** The signals by their OTLP/HTTP path. */
+const SIGNAL_PATHS: Readonly<Record<string, Received["signal"]>> = { "/v1/traces": "traces", "/v1/metrics": "metrics" };
+
+async function handle(req: IncomingMessage, maxBodyBytes: number): Promise<Received> {
   const path = new URL(req.url ?? "/", "http://receiver").pathname;
-  if (path !== "/v1/traces") {
+  const signal = Object.hasOwn(SIGNAL_PATHS, path) ? SIGNAL_PATHS[path] : undefined;
+  if (signal === undefined) {
     // Drain so that keep-alive connections stay usable.
     req.resume();
     throw new ReceiverError(404, `unknown path ${path}`);
   }
   if (req.method !== "POST") {
     req.resume();
-    throw new ReceiverError(405, `method ${req.method} not allowed on /v1/traces`);
+    throw new ReceiverError(405, `method ${req.method} not allowed on ${path}`);
   }
   const contentType = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
   if (contentType !== "application/json" && contentType !== "application/x-protobuf") {
@@ -122,17 +143,20 @@ async function handle(req: IncomingMessage, maxBodyBytes: number): Promise<SpanR
     throw new ReceiverError(415, `content encoding ${encoding} not supported`);
   }
   try {
-    return contentType === "application/json"
-      ? spansFromOtlpJson(JSON.parse(body.toString("utf8")))
-      : spansFromOtlpProtobuf(body);
+    const json = contentType === "application/json" ? (JSON.parse(body.toString("utf8")) as unknown) : undefined;
+    if (signal === "traces") {
+      return { signal, spans: json !== undefined ? spansFromOtlpJson(json) : spansFromOtlpProtobuf(body) };
+    }
+    return { signal, points: json !== undefined ? metricsFromOtlpJson(json) : metricsFromOtlpProtobuf(body) };
   } catch (err) {
     throw new ReceiverError(400, `bad ${contentType} body: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
 
 /**
- * Answers an accepted export as OTLP/HTTP says: an `ExportTraceServiceResponse` in the request's
- * encoding, which for a full success is `{}` in JSON and zero bytes in protobuf (exporters parse it).
+ * Answers an accepted export as OTLP/HTTP says: an `ExportTraceServiceResponse` or
+ * `ExportMetricsServiceResponse` in the request's encoding, which for a full success is `{}` in
+ * JSON and zero bytes in protobuf (exporters parse it).
  */
 function replySuccess(req: IncomingMessage, res: ServerResponse): void {
   if (req.headers["content-type"]?.toLowerCase().startsWith("application/x-protobuf")) {

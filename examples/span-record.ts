@@ -6,11 +6,9 @@
  * as decimal strings or numbers).
  */
 
-/** An attribute value after decoding an OTLP `AnyValue`. */
-export type AttributeValue = string | number | boolean | null | AttributeValue[] | { [key: string]: AttributeValue };
+import { type Attributes, arrayField, attributesFromOtlpJson, enumName, field, nanosToMs } from "./otlp-json.js";
 
-/** Attributes by key. */
-export type Attributes = Record<string, AttributeValue>;
+export type { Attributes, AttributeValue } from "./otlp-json.js";
 
 /** Span kind names of `opentelemetry.proto.trace.v1.Span.SpanKind`, without the prefix. */
 export type SpanKindName = "UNSPECIFIED" | "INTERNAL" | "SERVER" | "CLIENT" | "PRODUCER" | "CONSUMER";
@@ -91,7 +89,7 @@ export function spansFromOtlpJson(body: unknown): SpanRecord[] {
   }
   const out: SpanRecord[] = [];
   for (const rs of resourceSpans) {
-    const resource = decodeAttributes(field(field(rs, "resource"), "attributes"));
+    const resource = attributesFromOtlpJson(field(field(rs, "resource"), "attributes"));
     const serviceName = typeof resource["service.name"] === "string" ? resource["service.name"] : "unknown_service";
     for (const ss of arrayField(rs, "scopeSpans")) {
       for (const span of arrayField(ss, "spans")) {
@@ -116,11 +114,11 @@ function decodeSpan(span: unknown, serviceName: string, resource: Attributes): S
     startMs: nanosToMs(field(span, "startTimeUnixNano"), "startTimeUnixNano"),
     endMs: nanosToMs(field(span, "endTimeUnixNano"), "endTimeUnixNano"),
     status: { code: enumName(field(status, "code"), STATUS_NAMES, "STATUS_CODE_", "UNSET") },
-    attributes: decodeAttributes(field(span, "attributes")),
+    attributes: attributesFromOtlpJson(field(span, "attributes")),
     events: arrayField(span, "events").map((event) => ({
       name: String(field(event, "name") ?? ""),
       timeMs: nanosToMs(field(event, "timeUnixNano"), "timeUnixNano"),
-      attributes: decodeAttributes(field(event, "attributes")),
+      attributes: attributesFromOtlpJson(field(event, "attributes")),
     })),
     serviceName,
     resource,
@@ -134,74 +132,9 @@ function decodeSpan(span: unknown, serviceName: string, resource: Attributes): S
   return record;
 }
 
-/** Decodes a list of OTLP `KeyValue`s. Unknown value shapes decode to `null`. */
-function decodeAttributes(list: unknown): Attributes {
-  const out: Attributes = {};
-  if (!Array.isArray(list)) {
-    return out;
-  }
-  for (const kv of list) {
-    const key = field(kv, "key");
-    if (typeof key === "string") {
-      out[key] = decodeAnyValue(field(kv, "value"));
-    }
-  }
-  return out;
-}
-
-function decodeAnyValue(value: unknown): AttributeValue {
-  if (typeof value !== "object" || value === null) {
-    return null;
-  }
-  const v = value as Record<string, unknown>;
-  if (typeof v.stringValue === "string") return v.stringValue;
-  if (typeof v.boolValue === "boolean") return v.boolValue;
-  if (v.intValue !== undefined) return Number(v.intValue);
-  if (v.doubleValue !== undefined) return Number(v.doubleValue);
-  if (typeof v.bytesValue === "string") return v.bytesValue;
-  if (v.arrayValue !== undefined) {
-    return arrayField(v.arrayValue, "values").map(decodeAnyValue);
-  }
-  if (v.kvlistValue !== undefined) {
-    return decodeAttributes(field(v.kvlistValue, "values"));
-  }
-  return null;
-}
-
-function enumName<T extends string>(value: unknown, names: readonly T[], prefix: string, fallback: T): T {
-  if (typeof value === "number") {
-    return names[value] ?? fallback;
-  }
-  if (typeof value === "string") {
-    const name = value.startsWith(prefix) ? value.slice(prefix.length) : value;
-    return names.find((n) => n === name) ?? fallback;
-  }
-  return fallback;
-}
-
-function nanosToMs(value: unknown, what: string): number {
-  if (typeof value === "number") {
-    return value / 1e6;
-  }
-  if (typeof value === "string" && /^\d+$/.test(value)) {
-    const nanos = BigInt(value);
-    return Number(nanos / 1000n) / 1000;
-  }
-  throw new TypeError(`otlp json: ${what} is not a number of nanoseconds: ${JSON.stringify(value)}`);
-}
-
 function hexId(value: unknown, length: number, what: string): string {
   if (typeof value !== "string" || value.length !== length || !/^[0-9a-fA-F]+$/.test(value)) {
     throw new TypeError(`otlp json: ${what} is not ${length} hex digits: ${JSON.stringify(value)}`);
   }
   return value.toLowerCase();
-}
-
-function field(value: unknown, key: string): unknown {
-  return typeof value === "object" && value !== null ? (value as Record<string, unknown>)[key] : undefined;
-}
-
-function arrayField(value: unknown, key: string): unknown[] {
-  const v = field(value, key);
-  return Array.isArray(v) ? v : [];
 }

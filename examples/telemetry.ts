@@ -6,13 +6,16 @@ import { NodeSDK } from "@opentelemetry/sdk-node";
  * OpenTelemetry set-up shared by the demo's processes: the NodeSDK of `@opentelemetry/sdk-node`,
  * configured from the standard environment variables (`OTEL_SERVICE_NAME`,
  * `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_TRACES_SAMPLER`,
- * `OTEL_TRACES_EXPORTER`, `OTEL_PROPAGATORS`, `OTEL_RESOURCE_ATTRIBUTES`, ...; see the SDK's
- * README), exporting OTLP (http/protobuf unless the protocol variable says otherwise).
+ * `OTEL_TRACES_EXPORTER`, `OTEL_METRICS_EXPORTER`, `OTEL_PROPAGATORS`, `OTEL_RESOURCE_ATTRIBUTES`,
+ * ...; see the SDK's README), exporting OTLP (http/protobuf unless the protocol variable says
+ * otherwise). With a metrics exporter configured, the SDK registers the global meter provider that
+ * connect-otel records its RPC metrics on, exported every `OTEL_METRIC_EXPORT_INTERVAL` and at
+ * shutdown.
  */
 export interface Telemetry {
   /**
-   * Flushes pending spans and stops the SDK. Resolves when the exporters are done or after
-   * `timeoutMs` (default 5000 ms), whichever comes first; never rejects.
+   * Flushes pending spans, exports the metrics a last time and stops the SDK. Resolves when the
+   * exporters are done or after `timeoutMs` (default 5000 ms), whichever comes first; never rejects.
    */
   shutdown(timeoutMs?: number): Promise<void>;
 }
@@ -31,8 +34,10 @@ export interface TelemetryOptions {
 }
 
 /**
- * Starts the OpenTelemetry SDK for this process and registers it globally (tracer provider,
- * W3C trace-context and baggage propagators, AsyncLocalStorage context manager).
+ * Starts the OpenTelemetry SDK for this process and registers it globally (tracer provider, meter
+ * provider when metrics are exported, W3C trace-context and baggage propagators,
+ * AsyncLocalStorage context manager). Call it before creating traced clients and services: they
+ * take the global providers when they are created.
  *
  * @returns a handle whose `shutdown` flushes the exporters
  */

@@ -4,13 +4,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { callsInSpans, latencyRows, renderLatencyTable } from "../examples/latency-table.js";
+import type { MetricPointRecord } from "../examples/metric-record.js";
 import { SCENARIO, SERVICES } from "../examples/scenario.js";
 import type { SpanRecord } from "../examples/span-record.js";
 import { checkStepTrace } from "../examples/trace-checks.js";
 import { groupByTrace } from "../examples/waterfall.js";
 
 // The whole demo as a child process (three services, own OTLP receiver, loopback only), then
-// assertions on its output and on the spans it received.
+// assertions on its output and on the spans and metric data points it received.
 
 const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 const DEMO_TIMEOUT_MS = 90_000;
@@ -21,12 +23,14 @@ interface DemoRun {
   stdout: string;
   stderr: string;
   spans: SpanRecord[];
+  metrics: MetricPointRecord[];
 }
 
 async function runDemo(): Promise<DemoRun> {
   const dir = await mkdtemp(join(tmpdir(), "connect-otel-demo-"));
   const spansFile = join(dir, "spans.json");
-  const env: NodeJS.ProcessEnv = { ...process.env, DEMO_SPANS_FILE: spansFile };
+  const metricsFile = join(dir, "metrics.json");
+  const env: NodeJS.ProcessEnv = { ...process.env, DEMO_SPANS_FILE: spansFile, DEMO_METRICS_FILE: metricsFile };
   // The demo must use its own receiver.
   for (const key of Object.keys(env)) {
     if (key.startsWith("OTEL_")) delete env[key];
@@ -54,7 +58,11 @@ async function runDemo(): Promise<DemoRun> {
       (text) => JSON.parse(text) as SpanRecord[],
       () => [],
     );
-    return { code, signal, stdout, stderr, spans };
+    const metrics = await readFile(metricsFile, "utf8").then(
+      (text) => JSON.parse(text) as MetricPointRecord[],
+      () => [],
+    );
+    return { code, signal, stdout, stderr, spans, metrics };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -102,6 +110,57 @@ describe("npm run demo", () => {
     const headers = run.stdout.split("\n").filter((l) => /^trace [0-9a-f]{32} · \d+ spans? · /.test(l));
     expect(headers).toHaveLength(SCENARIO.length);
     expect(groupByTrace(run.spans)).toHaveLength(SCENARIO.length);
+  });
+
+  it("prints, after the waterfalls, the latency table of the OTLP metrics it received, a row per method and side of the spans", () => {
+    const rows = latencyRows(run.metrics);
+    // The table printed is the one of the metric data points that reached the receiver.
+    const table = renderLatencyTable(rows);
+    expect(run.stdout).toContain(table);
+    const waterfalls = [...run.stdout.matchAll(/^trace [0-9a-f]{32} · /gm)].map((m) => m.index);
+    expect(waterfalls).toHaveLength(SCENARIO.length);
+    expect(run.stdout.indexOf(table)).toBeGreaterThan(Math.max(...waterfalls));
+    expect(table).toMatch(
+      /^p50\/p95\/p99: estimates from the histogram buckets, interpolated linearly within a bucket/m,
+    );
+    // Every method of the scenario, client and server, with the calls of the spans.
+    expect(rows.map((r) => [r.method, r.side, r.service, r.calls])).toEqual(
+      callsInSpans(run.spans).map((c) => [c.method, c.side, c.service, c.calls]),
+    );
+    const methods = new Set(rows.map((r) => r.method.replace(/^.*\//, "")));
+    expect([...methods].sort()).toEqual([
+      "Chat",
+      "CreateUsers",
+      "FetchUser",
+      "GetBalance",
+      "ProcessPayment",
+      "StreamUsers",
+    ]);
+    expect(rows.every((r) => r.percentilesMs !== undefined)).toBe(true);
+    // The health checks are untraced and record no metrics.
+    expect(rows.filter((r) => r.method.startsWith("grpc.health."))).toEqual([]);
+    expect(run.stdout).toMatch(/^metrics checks: (\d+) of \1 passed$/m);
+  });
+
+  it("counts the failed calls and times the slow payment in the metrics as in the spans", () => {
+    const rows = latencyRows(run.metrics);
+    const row = (method: string, side: "client" | "server") => {
+      const found = rows.filter((r) => r.method === method && r.side === side);
+      expect(found, `${method} ${side}`).toHaveLength(1);
+      return found[0];
+    };
+    expect(row("user.v1.UserService/FetchUser", "client")).toMatchObject({
+      calls: 2,
+      errors: 1,
+      codes: { OK: 1, NOT_FOUND: 1 },
+    });
+    // NOT_FOUND is the caller's problem: no server error.
+    expect(row("user.v1.UserService/FetchUser", "server")).toMatchObject({ calls: 2, errors: 0 });
+    const payment = row("payment.v1.PaymentService/ProcessPayment", "client");
+    expect(payment).toMatchObject({ calls: 1, errors: 1, codes: { DEADLINE_EXCEEDED: 1 } });
+    // One call: the estimate is its duration, which the metric takes from the span's clock readings.
+    const span = one(run.spans, SERVICES.gateway, "CLIENT", "payment.v1.PaymentService/ProcessPayment");
+    expect(payment?.percentilesMs?.[0]).toBeCloseTo(span.endMs - span.startMs, 1);
   });
 
   it("gives the HTTP request of every step a gateway server span as its trace root", () => {

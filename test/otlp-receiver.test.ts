@@ -1,12 +1,21 @@
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { gzipSync } from "node:zlib";
-import { context, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { context, type Span, SpanKind, SpanStatusCode, trace, ValueType } from "@opentelemetry/api";
 import { ExportResultCode } from "@opentelemetry/core";
+import { OTLPMetricExporter as JsonMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
+import { OTLPMetricExporter as ProtobufMetricExporter } from "@opentelemetry/exporter-metrics-otlp-proto";
 import { OTLPTraceExporter as JsonExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { OTLPTraceExporter as ProtobufExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { CompressionAlgorithm } from "@opentelemetry/otlp-exporter-base";
 import { resourceFromAttributes } from "@opentelemetry/resources";
+import {
+  AggregationTemporality,
+  MeterProvider,
+  MetricReader,
+  type PushMetricExporter,
+  type ResourceMetrics,
+} from "@opentelemetry/sdk-metrics";
 import {
   InMemorySpanExporter,
   type ReadableSpan,
@@ -15,13 +24,14 @@ import {
   TracerProvider,
 } from "@opentelemetry/sdk-trace";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { MetricPointRecord } from "../examples/metric-record.js";
 import { type OtlpReceiver, startOtlpReceiver } from "../examples/otlp-receiver.js";
 import type { SpanRecord } from "../examples/span-record.js";
 import { bufBin, listFiles, makeTmpDir, removeTmpDir, repoRoot, runOk } from "./support/plugin-harness.js";
 
-// The demos' OTLP receiver takes both encodings of OTLP/HTTP: the spans that OpenTelemetry JS's own
-// http/json and http/protobuf exporters send decode to the same records, and those records are the
-// spans the SDK ended. Its protobuf decoder is protobuf-es code generated from the vendored OTLP
+// The demos' OTLP receiver takes both encodings of OTLP/HTTP, for traces and metrics: the spans and
+// metric data points that OpenTelemetry JS's own http/json and http/protobuf exporters send decode
+// to the same records, and those records are the spans the SDK ended and the points it collected. Its protobuf decoder is protobuf-es code generated from the vendored OTLP
 // schema of examples/otlp-proto, checked in and compared with a fresh `buf generate` here.
 
 /** Ends a few spans covering what the records carry: kinds, parents, every attribute type, events, status. */
@@ -64,6 +74,50 @@ function endedSpans(): ReadableSpan[] {
 function exportWith(exporter: SpanExporter, spans: ReadableSpan[]): Promise<void> {
   return new Promise((resolve, reject) =>
     exporter.export(spans, (result) => {
+      if (result.code === ExportResultCode.SUCCESS) resolve();
+      else reject(result.error ?? new Error("export failed"));
+    }),
+  );
+}
+
+/** A reader that collects when asked, to export one collection with several exporters. */
+class CollectingReader extends MetricReader {
+  protected override async onForceFlush(): Promise<void> {}
+  protected override async onShutdown(): Promise<void> {}
+}
+
+/**
+ * Records one instrument of each kind the records keep whole (a histogram with explicit buckets,
+ * an int counter, a double up-down counter, a gauge), as a process would, and collects them.
+ */
+async function collectedMetrics(temporality: AggregationTemporality): Promise<ResourceMetrics> {
+  const reader = new CollectingReader({ aggregationTemporalitySelector: () => temporality });
+  const provider = new MeterProvider({
+    resource: resourceFromAttributes({ "service.name": "receiver-test", "deployment.environment.name": "test" }),
+    readers: [reader],
+  });
+  const meter = provider.getMeter("receiver-test-meter", "1.2.3");
+  const histogram = meter.createHistogram("rpc.client.call.duration", {
+    unit: "s",
+    advice: { explicitBucketBoundaries: [0.005, 0.01, 0.025] },
+  });
+  const attrs = { "rpc.method": "user.v1.UserService/FetchUser", "rpc.status_code": "OK" };
+  histogram.record(0.002, attrs);
+  histogram.record(0.02, attrs);
+  histogram.record(0.5, attrs);
+  histogram.record(0.007, { ...attrs, "rpc.status_code": "NOT_FOUND", "error.type": "NOT_FOUND", "a.int": 7 });
+  meter.createCounter("calls", { unit: "{call}" }).add(3, { "a.bool": true });
+  meter.createUpDownCounter("in.flight", { valueType: ValueType.DOUBLE }).add(-1.5);
+  meter.createGauge("temperature", { unit: "Cel" }).record(21.25, { room: "a" });
+  const { resourceMetrics, errors } = await reader.collect();
+  expect(errors).toEqual([]);
+  await provider.shutdown();
+  return resourceMetrics;
+}
+
+function exportMetricsWith(exporter: PushMetricExporter, metrics: ResourceMetrics): Promise<void> {
+  return new Promise((resolve, reject) =>
+    exporter.export(metrics, (result) => {
       if (result.code === ExportResultCode.SUCCESS) resolve();
       else reject(result.error ?? new Error("export failed"));
     }),
@@ -152,6 +206,113 @@ describe("OTLP receiver", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("application/x-protobuf");
     expect((await res.arrayBuffer()).byteLength).toBe(0);
+  });
+
+  async function receivedMetrics(exporter: PushMetricExporter, metrics: ResourceMetrics): Promise<MetricPointRecord[]> {
+    const before = receiver.metrics().length;
+    try {
+      await exportMetricsWith(exporter, metrics);
+    } finally {
+      await exporter.shutdown();
+    }
+    return receiver.metrics().slice(before);
+  }
+
+  it("decodes the protobuf metrics export of OpenTelemetry JS as the JSON export, gzipped or not", async () => {
+    const url = `${receiver.url}/v1/metrics`;
+    const spansBefore = receiver.spans().length;
+    for (const temporality of [AggregationTemporality.CUMULATIVE, AggregationTemporality.DELTA]) {
+      const metrics = await collectedMetrics(temporality);
+      const json = await receivedMetrics(new JsonMetricExporter({ url }), metrics);
+      const protobuf = await receivedMetrics(new ProtobufMetricExporter({ url }), metrics);
+      const gzipped = await receivedMetrics(
+        new ProtobufMetricExporter({ url, compression: CompressionAlgorithm.GZIP }),
+        metrics,
+      );
+      expect(json).toHaveLength(5);
+      expect(protobuf).toEqual(json);
+      expect(gzipped).toEqual(json);
+    }
+    expect(receiver.spans()).toHaveLength(spansBefore);
+    expect(receiver.rejected()).toBe(0);
+  });
+
+  it("keeps the metric data points as the SDK collected them", async () => {
+    const metrics = await collectedMetrics(AggregationTemporality.CUMULATIVE);
+    const points = await receivedMetrics(new ProtobufMetricExporter({ url: `${receiver.url}/v1/metrics` }), metrics);
+    const common = {
+      scope: "receiver-test-meter",
+      serviceName: "receiver-test",
+      resource: expect.objectContaining({
+        "service.name": "receiver-test",
+        "deployment.environment.name": "test",
+      }) as unknown,
+    };
+    const [ok, notFound, calls, inFlight, temperature] = points;
+    expect(ok).toMatchObject({
+      ...common,
+      metric: "rpc.client.call.duration",
+      unit: "s",
+      type: "histogram",
+      temporality: "CUMULATIVE",
+      attributes: { "rpc.method": "user.v1.UserService/FetchUser", "rpc.status_code": "OK" },
+      count: 3,
+      min: 0.002,
+      max: 0.5,
+      explicitBounds: [0.005, 0.01, 0.025],
+      bucketCounts: [1, 0, 1, 1],
+    });
+    expect((ok as { sum: number }).sum).toBeCloseTo(0.522);
+    expect(notFound).toMatchObject({
+      type: "histogram",
+      attributes: { "rpc.status_code": "NOT_FOUND", "error.type": "NOT_FOUND", "a.int": 7 },
+      count: 1,
+      bucketCounts: [0, 1, 0, 0],
+    });
+    expect(calls).toMatchObject({
+      ...common,
+      metric: "calls",
+      unit: "{call}",
+      type: "sum",
+      temporality: "CUMULATIVE",
+      value: 3,
+      attributes: { "a.bool": true },
+    });
+    expect(inFlight).toMatchObject({ metric: "in.flight", type: "sum", value: -1.5 });
+    expect(temperature).toMatchObject({
+      metric: "temperature",
+      unit: "Cel",
+      type: "gauge",
+      temporality: "UNSPECIFIED",
+      value: 21.25,
+      attributes: { room: "a" },
+    });
+    const histogram = metrics.scopeMetrics[0]?.metrics[0];
+    const sdkPoint = histogram?.dataPoints[0];
+    expect(ok?.timeMs).toBeCloseTo((sdkPoint?.endTime[0] ?? 0) * 1000 + (sdkPoint?.endTime[1] ?? 0) / 1e6, 3);
+    expect(ok?.startMs).toBeLessThanOrEqual(ok?.timeMs ?? 0);
+  });
+
+  it("answers a protobuf metrics export with an empty protobuf response, and 404 on a signal it does not take", async () => {
+    const res = await fetch(`${receiver.url}/v1/metrics`, {
+      method: "POST",
+      headers: { "content-type": "application/x-protobuf" },
+      body: new Blob([]), // an empty request: no metrics
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("application/x-protobuf");
+    expect((await res.arrayBuffer()).byteLength).toBe(0);
+    const before = receiver.rejected();
+    const logs = await fetch(`${receiver.url}/v1/logs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(logs.status).toBe(404);
+    const get = await fetch(`${receiver.url}/v1/metrics`);
+    expect(get.status).toBe(405);
+    expect(((await get.json()) as { message: string }).message).toBe("method GET not allowed on /v1/metrics");
+    expect(receiver.rejected()).toBe(before + 2);
   });
 
   it("rejects a body that is not protobuf with 400, other content types with 415", async () => {
