@@ -14,7 +14,14 @@ import {
   readPackageJson,
   removeUserDir,
 } from "./support/packed-project.js";
-import { listFiles, pluginDir, repoRoot, requireDist, runtimeDir } from "./support/plugin-harness.js";
+import {
+  listFiles,
+  PROCESS_TEST_TIMEOUT_MS,
+  pluginDir,
+  repoRoot,
+  requireDist,
+  runtimeDir,
+} from "./support/plugin-harness.js";
 
 /**
  * The two published packages as npm packs them, and what a production install of the runtime
@@ -54,9 +61,9 @@ beforeAll(async () => {
   } catch (e) {
     setupError = e instanceof Error ? e : new Error(String(e));
   }
-}, 300_000);
+}, PROCESS_TEST_TIMEOUT_MS);
 
-afterAll(() => removeUserDir(work), 60_000);
+afterAll(() => removeUserDir(work), PROCESS_TEST_TIMEOUT_MS);
 
 function ready(): void {
   if (setupError !== undefined) throw setupError;

@@ -25,6 +25,7 @@ import {
   esAndOtelPlugins,
   listFiles,
   makeTmpDir,
+  PROCESS_TEST_TIMEOUT_MS,
   pluginBin,
   removeTmpDir,
   repoRoot,
@@ -69,7 +70,7 @@ beforeAll(async () => {
     buildDescriptorSet(path.join(dir, "errors"), ".", path.join(dir, "errors.binpb")),
     buildDescriptorSet(path.join(dir, "fixture"), ".", path.join(dir, "fixture.binpb")),
   ]);
-}, 60_000);
+}, PROCESS_TEST_TIMEOUT_MS);
 
 afterAll(async () => {
   await generatedDir?.catch(() => undefined);
@@ -454,24 +455,32 @@ function generated(): Promise<string> {
 describe("generated code of the annotated module", () => {
   beforeAll(() => requireDist());
 
-  it("is written beside protoc-gen-es's, which also generates the options proto the _pb files import", async () => {
-    expect(await listFiles(await generated())).toEqual([
-      "ann/v1/common_pb.ts",
-      "ann/v1/edition_otel.ts",
-      "ann/v1/edition_pb.ts",
-      "ann/v1/legacy_otel.ts",
-      "ann/v1/legacy_pb.ts",
-      "ann/v1/types_otel.ts",
-      "ann/v1/types_pb.ts",
-      "connectotel/v1/options_pb.ts",
-      "package.json",
-    ]);
-  }, 30_000);
+  it(
+    "is written beside protoc-gen-es's, which also generates the options proto the _pb files import",
+    async () => {
+      expect(await listFiles(await generated())).toEqual([
+        "ann/v1/common_pb.ts",
+        "ann/v1/edition_otel.ts",
+        "ann/v1/edition_pb.ts",
+        "ann/v1/legacy_otel.ts",
+        "ann/v1/legacy_pb.ts",
+        "ann/v1/types_otel.ts",
+        "ann/v1/types_pb.ts",
+        "connectotel/v1/options_pb.ts",
+        "package.json",
+      ]);
+    },
+    PROCESS_TEST_TIMEOUT_MS,
+  );
 
-  it("type-checks under the strictest settings", async () => {
-    const diagnostics = strictTypecheck(await generated());
-    expect(diagnostics, `tsc diagnostics:\n${diagnostics.join("\n")}`).toEqual([]);
-  }, 60_000);
+  it(
+    "type-checks under the strictest settings",
+    async () => {
+      const diagnostics = strictTypecheck(await generated());
+      expect(diagnostics, `tsc diagnostics:\n${diagnostics.join("\n")}`).toEqual([]);
+    },
+    PROCESS_TEST_TIMEOUT_MS,
+  );
 
   describe("on a real call", () => {
     installTestTracing();
@@ -508,7 +517,7 @@ describe("generated code of the annotated module", () => {
         );
       });
       transport = server.transport();
-    }, 60_000);
+    }, PROCESS_TEST_TIMEOUT_MS);
 
     afterAll(async () => {
       await server?.close();
@@ -661,18 +670,22 @@ describe("generation errors", () => {
       }
     });
 
-    it("fails buf generate with that line on stderr, once, and no stack trace", async () => {
-      const res = await bufGenerateFailure(c);
-      expect(res.code, `buf generate should fail; stderr:\n${res.stderr}`).not.toBe(0);
-      const own = res.stderr.split("\n").filter((l) => l.startsWith("protoc-gen-connect-otel"));
-      expect(own, `stderr:\n${res.stderr}`).toHaveLength(1);
-      const message = (own[0] ?? "").replace(/^protoc-gen-connect-otel: /, "");
-      expect(message).toMatch(errorCaseLine(c));
-      expect(message).toBe(
-        thrown(() => protocGenConnectOtel.run(request(errorSet, [errorCaseFile(c)], "target=ts"))).message,
-      );
-      expect(res.stderr, "no stack trace").not.toMatch(/^\s+at /m);
-    }, 30_000);
+    it(
+      "fails buf generate with that line on stderr, once, and no stack trace",
+      async () => {
+        const res = await bufGenerateFailure(c);
+        expect(res.code, `buf generate should fail; stderr:\n${res.stderr}`).not.toBe(0);
+        const own = res.stderr.split("\n").filter((l) => l.startsWith("protoc-gen-connect-otel"));
+        expect(own, `stderr:\n${res.stderr}`).toHaveLength(1);
+        const message = (own[0] ?? "").replace(/^protoc-gen-connect-otel: /, "");
+        expect(message).toMatch(errorCaseLine(c));
+        expect(message).toBe(
+          thrown(() => protocGenConnectOtel.run(request(errorSet, [errorCaseFile(c)], "target=ts"))).message,
+        );
+        expect(res.stderr, "no stack trace").not.toMatch(/^\s+at /m);
+      },
+      PROCESS_TEST_TIMEOUT_MS,
+    );
   });
 
   it("fail the bin with exit code 1 and exactly that line on stderr", async () => {

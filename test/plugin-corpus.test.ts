@@ -15,6 +15,8 @@ import {
   esAndOtelPlugins,
   listFiles,
   makeTmpDir,
+  PROCESS_HANG_GUARD_MS,
+  PROCESS_TEST_TIMEOUT_MS,
   removeTmpDir,
   repoRoot,
   requireDist,
@@ -111,14 +113,14 @@ beforeAll(async () => {
       });
       await runOk(bufBin, ["generate", corpusDir, "--template", path.join(legDir, "buf.gen.yaml")], {
         cwd: corpusDir,
-        timeoutMs: 90_000,
+        timeoutMs: PROCESS_HANG_GUARD_MS,
       });
       return gen;
     })();
     p.catch(() => {}); // reported by the describe block that awaits it
     generated.set(leg, p);
   });
-}, 60_000);
+}, PROCESS_TEST_TIMEOUT_MS);
 
 afterAll(async () => {
   await Promise.allSettled(generated.values());
@@ -164,7 +166,7 @@ describe.each(legs)("the corpus, $name", (leg) => {
     if (p === undefined) throw new Error("not generated");
     gen = await p;
     services = await loadGeneratedServices(gen, withServices(), leg.ext);
-  }, 90_000);
+  }, PROCESS_TEST_TIMEOUT_MS);
 
   it("writes _pb for every proto file and _otel for every file with services", async () => {
     const bases = [
@@ -174,20 +176,24 @@ describe.each(legs)("the corpus, $name", (leg) => {
     expect(await listFiles(gen)).toEqual(bases.flatMap((b) => leg.extensions.map((e) => b + e)).sort());
   });
 
-  it("type-checks strictly, with the exact types of every service's factories", async () => {
-    const source = typeAssertionSource(
-      services.map((s) => ({
-        otel: `./gen/${s.file}_otel.js`,
-        service: s.desc.name,
-        localNames: s.desc.methods.map((m) => m.localName),
-        pb: { specifier: `./gen/${s.file}_pb.js`, exportName: s.pbExport },
-      })),
-    );
-    const dir = path.dirname(gen);
-    await writeTree(dir, { "consumer.ts": source });
-    const diagnostics = typecheck(dir, "nodenext");
-    expect(diagnostics, `tsc diagnostics:\n${diagnostics.join("\n")}`).toEqual([]);
-  }, 60_000);
+  it(
+    "type-checks strictly, with the exact types of every service's factories",
+    async () => {
+      const source = typeAssertionSource(
+        services.map((s) => ({
+          otel: `./gen/${s.file}_otel.js`,
+          service: s.desc.name,
+          localNames: s.desc.methods.map((m) => m.localName),
+          pb: { specifier: `./gen/${s.file}_pb.js`, exportName: s.pbExport },
+        })),
+      );
+      const dir = path.dirname(gen);
+      await writeTree(dir, { "consumer.ts": source });
+      const diagnostics = typecheck(dir, "nodenext");
+      expect(diagnostics, `tsc diagnostics:\n${diagnostics.join("\n")}`).toEqual([]);
+    },
+    PROCESS_TEST_TIMEOUT_MS,
+  );
 
   it("keys a method table entry __proto__ as an own property, never as the prototype", async () => {
     const { computed, prototype } = await protoKeys(gen);
@@ -229,46 +235,50 @@ describe.each(legs)("the corpus, $name", (leg) => {
     }
   });
 
-  it(`answers every method of every service through the traced wrappers (${leg.wire.name})`, async () => {
-    const server = await startServer(leg.wire, (router) => {
-      for (const s of services) router.service(s.desc, s.traceImpl(echoImpl(s.desc)));
-    });
-    const tracer = trace.getTracer("plugin-corpus-test");
-    const problems: string[] = [];
-    let calls = 0;
-    try {
-      for (const s of services) {
-        const client = s.createClient(server.transport(), { baseUrl: server.baseUrl, protocol: leg.wire.protocol });
-        const callable = s.desc.methods.filter((m) => !uncallable.has(m.localName));
-        expect(Object.keys(client).sort(), s.desc.typeName).toEqual(callable.map((m) => m.localName).sort());
-        for (const method of callable) {
-          const name = `${s.desc.typeName}/${method.name}`;
-          tracing.reset();
-          try {
-            const result = await tracer.startActiveSpan(`caller of ${name}`, (caller) =>
-              callMethod(client, method).finally(() => caller.end()),
-            );
-            calls++;
-            expect(result, name).toEqual(expectedEcho(method));
-            await waitFor(() => tracing.spans().filter((sp) => sp.name === name).length >= 2);
-            const spans = tracing.spans();
-            const caller = onlySpan(spans, `caller of ${name}`, SpanKind.INTERNAL);
-            const clientSpan = onlySpan(spans, name, SpanKind.CLIENT);
-            const serverSpan = onlySpan(spans, name, SpanKind.SERVER);
-            if (!isChildOf(clientSpan, caller)) problems.push(`${name}: CLIENT span is not a child of the caller's`);
-            if (!isChildOf(serverSpan, clientSpan)) problems.push(`${name}: SERVER span is not a child of CLIENT`);
-          } catch (e) {
-            problems.push(`${name}: ${e instanceof Error ? e.message : String(e)}`);
+  it(
+    `answers every method of every service through the traced wrappers (${leg.wire.name})`,
+    async () => {
+      const server = await startServer(leg.wire, (router) => {
+        for (const s of services) router.service(s.desc, s.traceImpl(echoImpl(s.desc)));
+      });
+      const tracer = trace.getTracer("plugin-corpus-test");
+      const problems: string[] = [];
+      let calls = 0;
+      try {
+        for (const s of services) {
+          const client = s.createClient(server.transport(), { baseUrl: server.baseUrl, protocol: leg.wire.protocol });
+          const callable = s.desc.methods.filter((m) => !uncallable.has(m.localName));
+          expect(Object.keys(client).sort(), s.desc.typeName).toEqual(callable.map((m) => m.localName).sort());
+          for (const method of callable) {
+            const name = `${s.desc.typeName}/${method.name}`;
+            tracing.reset();
+            try {
+              const result = await tracer.startActiveSpan(`caller of ${name}`, (caller) =>
+                callMethod(client, method).finally(() => caller.end()),
+              );
+              calls++;
+              expect(result, name).toEqual(expectedEcho(method));
+              await waitFor(() => tracing.spans().filter((sp) => sp.name === name).length >= 2);
+              const spans = tracing.spans();
+              const caller = onlySpan(spans, `caller of ${name}`, SpanKind.INTERNAL);
+              const clientSpan = onlySpan(spans, name, SpanKind.CLIENT);
+              const serverSpan = onlySpan(spans, name, SpanKind.SERVER);
+              if (!isChildOf(clientSpan, caller)) problems.push(`${name}: CLIENT span is not a child of the caller's`);
+              if (!isChildOf(serverSpan, clientSpan)) problems.push(`${name}: SERVER span is not a child of CLIENT`);
+            } catch (e) {
+              problems.push(`${name}: ${e instanceof Error ? e.message : String(e)}`);
+            }
           }
         }
+      } finally {
+        await server.close();
       }
-    } finally {
-      await server.close();
-    }
-    expect(problems).toEqual([]);
-    const callable = services.flatMap((s) => s.desc.methods).filter((m) => !uncallable.has(m.localName));
-    expect(calls).toBe(callable.length);
-  }, 60_000);
+      expect(problems).toEqual([]);
+      const callable = services.flatMap((s) => s.desc.methods).filter((m) => !uncallable.has(m.localName));
+      expect(calls).toBe(callable.length);
+    },
+    PROCESS_TEST_TIMEOUT_MS,
+  );
 });
 
 /**

@@ -8,6 +8,7 @@ import {
   bufBin,
   bufGenTemplate,
   makeTmpDir,
+  PROCESS_TEST_TIMEOUT_MS,
   pluginBin,
   removeTmpDir,
   requireDist,
@@ -77,7 +78,7 @@ beforeAll(async () => {
   tmp = await makeTmpDir("plugin-errors-");
   await writeTree(path.join(tmp, "module"), module);
   set = await buildDescriptorSet(path.join(tmp, "module"), ".", path.join(tmp, "module.binpb"));
-}, 30_000);
+}, PROCESS_TEST_TIMEOUT_MS);
 
 afterAll(async () => {
   await removeTmpDir(tmp);
@@ -156,38 +157,42 @@ describe.each(cases)("$name", (c) => {
     expect(res.stderr).toBe(`protoc-gen-connect-otel: ${c.message}\n`);
   });
 
-  it("fails buf generate with that line and no stack trace", async () => {
-    if (tmp === undefined) throw new Error("setup failed");
-    const dir = await makeTmpDir("plugin-errors-buf-");
-    try {
-      await writeFile(
-        path.join(dir, "buf.gen.yaml"),
-        bufGenTemplate([
-          { local: ["node", pluginBin], out: path.join(dir, "gen"), opt: c.parameter.split(","), strategy: "all" },
-        ]),
-      );
-      // --path is relative to the working directory: the module's root, or where the image is
-      let [cwd, input, only] = [path.join(tmp, "module"), ".", `proto/${c.file}`];
-      if (c.edition !== undefined) {
-        // buf takes a FileDescriptorSet image as input too, and checks its editions itself
-        [cwd, input, only] = [dir, "image.binpb", c.file];
-        const image = create(FileDescriptorSetSchema, { file: protoFiles(c) });
-        await writeFile(path.join(dir, input), toBinary(FileDescriptorSetSchema, image));
+  it(
+    "fails buf generate with that line and no stack trace",
+    async () => {
+      if (tmp === undefined) throw new Error("setup failed");
+      const dir = await makeTmpDir("plugin-errors-buf-");
+      try {
+        await writeFile(
+          path.join(dir, "buf.gen.yaml"),
+          bufGenTemplate([
+            { local: ["node", pluginBin], out: path.join(dir, "gen"), opt: c.parameter.split(","), strategy: "all" },
+          ]),
+        );
+        // --path is relative to the working directory: the module's root, or where the image is
+        let [cwd, input, only] = [path.join(tmp, "module"), ".", `proto/${c.file}`];
+        if (c.edition !== undefined) {
+          // buf takes a FileDescriptorSet image as input too, and checks its editions itself
+          [cwd, input, only] = [dir, "image.binpb", c.file];
+          const image = create(FileDescriptorSetSchema, { file: protoFiles(c) });
+          await writeFile(path.join(dir, input), toBinary(FileDescriptorSetSchema, image));
+        }
+        const template = path.join(dir, "buf.gen.yaml");
+        const res = await run(bufBin, ["generate", input, "--template", template, "--path", only], { cwd });
+        expect(res.code, `buf generate should fail; stderr:\n${res.stderr}`).not.toBe(0);
+        expect(res.stderr, "no stack trace").not.toMatch(/^\s+at /m);
+        if (c.edition === undefined) {
+          expect(pluginLines(res.stderr), res.stderr).toEqual([`protoc-gen-connect-otel: ${c.message}`]);
+        } else {
+          expect(pluginLines(res.stderr), "the plugin never ran").toEqual([]);
+          expect(res.stderr.trimEnd().split("\n"), "one line").toHaveLength(1);
+          expect(res.stderr).toContain(c.file);
+          expect(res.stderr).toContain(Edition[c.edition]);
+        }
+      } finally {
+        await removeTmpDir(dir);
       }
-      const template = path.join(dir, "buf.gen.yaml");
-      const res = await run(bufBin, ["generate", input, "--template", template, "--path", only], { cwd });
-      expect(res.code, `buf generate should fail; stderr:\n${res.stderr}`).not.toBe(0);
-      expect(res.stderr, "no stack trace").not.toMatch(/^\s+at /m);
-      if (c.edition === undefined) {
-        expect(pluginLines(res.stderr), res.stderr).toEqual([`protoc-gen-connect-otel: ${c.message}`]);
-      } else {
-        expect(pluginLines(res.stderr), "the plugin never ran").toEqual([]);
-        expect(res.stderr.trimEnd().split("\n"), "one line").toHaveLength(1);
-        expect(res.stderr).toContain(c.file);
-        expect(res.stderr).toContain(Edition[c.edition]);
-      }
-    } finally {
-      await removeTmpDir(dir);
-    }
-  }, 30_000);
+    },
+    PROCESS_TEST_TIMEOUT_MS,
+  );
 });

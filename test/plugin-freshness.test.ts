@@ -1,7 +1,16 @@
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bufBin, listFiles, makeTmpDir, removeTmpDir, repoRoot, runOk } from "./support/plugin-harness.js";
+import {
+  bufBin,
+  listFiles,
+  makeTmpDir,
+  PROCESS_HANG_GUARD_MS,
+  PROCESS_TEST_TIMEOUT_MS,
+  removeTmpDir,
+  repoRoot,
+  runOk,
+} from "./support/plugin-harness.js";
 
 /**
  * generated/ is the checked-in output of `buf generate` (buf.gen.yaml) for proto/: it must equal
@@ -16,9 +25,9 @@ describe("generated/ is fresh", () => {
     tmp = await makeTmpDir("plugin-freshness-");
     // `-o` prefixes every `out:` of the repository's own buf.gen.yaml, so this runs exactly the
     // checked-in configuration, writing <tmp>/generated instead of generated/.
-    await runOk(bufBin, ["generate", "-o", tmp], { cwd: repoRoot, timeoutMs: 60_000 });
+    await runOk(bufBin, ["generate", "-o", tmp], { cwd: repoRoot, timeoutMs: PROCESS_HANG_GUARD_MS });
     fresh = path.join(tmp, "generated");
-  }, 90_000);
+  }, PROCESS_TEST_TIMEOUT_MS);
 
   afterAll(async () => {
     await removeTmpDir(tmp);

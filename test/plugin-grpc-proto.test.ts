@@ -14,6 +14,7 @@ import {
   esAndOtelPlugins,
   listFiles,
   makeTmpDir,
+  PROCESS_TEST_TIMEOUT_MS,
   removeTmpDir,
   requireDist,
   runOk,
@@ -104,7 +105,7 @@ beforeAll(async () => {
   }
   await writeTree(tmp, { "buf.gen.yaml": bufGenTemplate(plugins) });
   await runOk(bufBin, ["generate", ".", "--template", path.join(tmp, "buf.gen.yaml")], { cwd: module });
-}, 60_000);
+}, PROCESS_TEST_TIMEOUT_MS);
 
 afterAll(async () => {
   await removeTmpDir(tmp);
@@ -119,11 +120,15 @@ describe.each(legs)("grpc-proto's health and reflection protos, $name", (leg) =>
     expect(await listFiles(gen())).toEqual(want.sort());
   });
 
-  it("type-checks strictly, with a consumer of the typed factories", () => {
-    requireSetup();
-    const diagnostics = typecheck(legDir(leg), "nodenext");
-    expect(diagnostics, `tsc diagnostics:\n${diagnostics.join("\n")}`).toEqual([]);
-  }, 60_000);
+  it(
+    "type-checks strictly, with a consumer of the typed factories",
+    () => {
+      requireSetup();
+      const diagnostics = typecheck(legDir(leg), "nodenext");
+      expect(diagnostics, `tsc diagnostics:\n${diagnostics.join("\n")}`).toEqual([]);
+    },
+    PROCESS_TEST_TIMEOUT_MS,
+  );
 
   it("tags the factories of the deprecated v1alpha reflection file @deprecated, and only those", async () => {
     requireSetup();
@@ -134,102 +139,106 @@ describe.each(legs)("grpc-proto's health and reflection protos, $name", (leg) =>
     expect(await source("grpc/health/v1/health")).not.toMatch(/@deprecated/);
   });
 
-  it(`serves Health/Check, Health/Watch and ServerReflectionInfo through the traced wrappers (${leg.wire.name})`, async () => {
-    requireSetup();
-    const services = await loadGeneratedServices(gen(), protos, leg.ext);
-    const byName = (typeName: string): GeneratedService => {
-      const s = services.find((x) => x.desc.typeName === typeName);
-      if (s === undefined) throw new Error(`no generated service ${typeName}`);
-      return s;
-    };
-    const health = byName("grpc.health.v1.Health");
-    const reflection = byName("grpc.reflection.v1.ServerReflection");
-    const pb = (await import(pathToFileURL(path.join(gen(), `grpc/health/v1/health_pb.${leg.ext}`)).href)) as {
-      HealthCheckResponse_ServingStatus: Record<string, number>;
-    };
-    const { SERVING, SERVICE_UNKNOWN } = pb.HealthCheckResponse_ServingStatus;
-    const watchEnded: string[] = [];
+  it(
+    `serves Health/Check, Health/Watch and ServerReflectionInfo through the traced wrappers (${leg.wire.name})`,
+    async () => {
+      requireSetup();
+      const services = await loadGeneratedServices(gen(), protos, leg.ext);
+      const byName = (typeName: string): GeneratedService => {
+        const s = services.find((x) => x.desc.typeName === typeName);
+        if (s === undefined) throw new Error(`no generated service ${typeName}`);
+        return s;
+      };
+      const health = byName("grpc.health.v1.Health");
+      const reflection = byName("grpc.reflection.v1.ServerReflection");
+      const pb = (await import(pathToFileURL(path.join(gen(), `grpc/health/v1/health_pb.${leg.ext}`)).href)) as {
+        HealthCheckResponse_ServingStatus: Record<string, number>;
+      };
+      const { SERVING, SERVICE_UNKNOWN } = pb.HealthCheckResponse_ServingStatus;
+      const watchEnded: string[] = [];
 
-    // The default call filter leaves health and reflection untraced (test/runtime-filter.test.ts);
-    // this test traces every call to see the spans of these real schemas.
-    const traceAll = { filter: () => true };
-    const server = await startServer(leg.wire, (router) => {
-      router.service(health.desc, health.traceImpl(healthImpl(SERVING, SERVICE_UNKNOWN, watchEnded), traceAll));
-      router.service(
-        reflection.desc,
-        reflection.traceImpl(reflectionImpl(services.map((s) => s.desc.typeName)), traceAll),
-      );
-    });
-    const tracer = trace.getTracer("plugin-grpc-proto-test");
-    const options = { baseUrl: server.baseUrl, protocol: leg.wire.protocol, ...traceAll };
-    const healthClient = health.createClient(server.transport(), options) as unknown as HealthClient;
-    const reflectionClient = reflection.createClient(server.transport(), options) as unknown as ReflectionClient;
-    /** Runs `fn` in a span of the test, and returns that span's context with `fn`'s result. */
-    const traced = <T>(name: string, fn: () => Promise<T>) =>
-      tracer.startActiveSpan(name, async (span) => {
-        try {
-          return { result: await fn(), caller: span.spanContext() };
-        } finally {
-          span.end();
-        }
+      // The default call filter leaves health and reflection untraced (test/runtime-filter.test.ts);
+      // this test traces every call to see the spans of these real schemas.
+      const traceAll = { filter: () => true };
+      const server = await startServer(leg.wire, (router) => {
+        router.service(health.desc, health.traceImpl(healthImpl(SERVING, SERVICE_UNKNOWN, watchEnded), traceAll));
+        router.service(
+          reflection.desc,
+          reflection.traceImpl(reflectionImpl(services.map((s) => s.desc.typeName)), traceAll),
+        );
       });
-    /** The CLIENT and SERVER spans of `method`, after checking who is whose parent. */
-    const spansOf = async (method: string, caller: SpanContext) => {
-      await waitFor(() => tracing.spans().filter((s) => s.name === method).length >= 2);
-      const client = onlySpan(tracing.spans(), method, SpanKind.CLIENT);
-      const server = onlySpan(tracing.spans(), method, SpanKind.SERVER);
-      expect(isChildOf(client, caller), `${method}: CLIENT span is a child of the caller's`).toBe(true);
-      expect(isChildOf(server, client), `${method}: SERVER span is a child of CLIENT`).toBe(true);
-      return { client, server };
-    };
-
-    try {
-      tracing.reset();
-      const check = await traced("check", () => healthClient.check({ service: "" }));
-      expect(check.result.status).toBe(SERVING);
-      const ok = await spansOf("grpc.health.v1.Health/Check", check.caller);
-      expect(ok.client.status.code).toBe(SpanStatusCode.UNSET);
-
-      tracing.reset();
-      const unknown = await traced("check unknown", () =>
-        healthClient.check({ service: "nope" }).then(
-          () => undefined,
-          (e: unknown) => ConnectError.from(e),
-        ),
-      );
-      expect(unknown.result?.code).toBe(Code.NotFound);
-      const notFound = await spansOf("grpc.health.v1.Health/Check", unknown.caller);
-      expect(notFound.client.status.code).toBe(SpanStatusCode.ERROR);
-      expect(notFound.server.status.code, "NOT_FOUND is no server error").toBe(SpanStatusCode.UNSET);
-
-      tracing.reset();
-      const watch = await traced("watch", async () => {
-        for await (const r of healthClient.watch({ service: "" })) return r.status;
-        return undefined;
-      });
-      expect(watch.result).toBe(SERVING);
-      await spansOf("grpc.health.v1.Health/Watch", watch.caller);
-      await waitFor(() => watchEnded.length === 1);
-
-      tracing.reset();
-      const list = await traced("reflection", async () => {
-        const names: string[] = [];
-        const requests = async function* () {
-          yield { host: "", messageRequest: { case: "listServices", value: "*" } };
-        };
-        for await (const r of reflectionClient.serverReflectionInfo(requests())) {
-          if (r.messageResponse.case === "listServicesResponse") {
-            names.push(...r.messageResponse.value.service.map((s) => s.name));
+      const tracer = trace.getTracer("plugin-grpc-proto-test");
+      const options = { baseUrl: server.baseUrl, protocol: leg.wire.protocol, ...traceAll };
+      const healthClient = health.createClient(server.transport(), options) as unknown as HealthClient;
+      const reflectionClient = reflection.createClient(server.transport(), options) as unknown as ReflectionClient;
+      /** Runs `fn` in a span of the test, and returns that span's context with `fn`'s result. */
+      const traced = <T>(name: string, fn: () => Promise<T>) =>
+        tracer.startActiveSpan(name, async (span) => {
+          try {
+            return { result: await fn(), caller: span.spanContext() };
+          } finally {
+            span.end();
           }
-        }
-        return names;
-      });
-      expect(list.result).toContain("grpc.health.v1.Health");
-      await spansOf("grpc.reflection.v1.ServerReflection/ServerReflectionInfo", list.caller);
-    } finally {
-      await server.close();
-    }
-  }, 30_000);
+        });
+      /** The CLIENT and SERVER spans of `method`, after checking who is whose parent. */
+      const spansOf = async (method: string, caller: SpanContext) => {
+        await waitFor(() => tracing.spans().filter((s) => s.name === method).length >= 2);
+        const client = onlySpan(tracing.spans(), method, SpanKind.CLIENT);
+        const server = onlySpan(tracing.spans(), method, SpanKind.SERVER);
+        expect(isChildOf(client, caller), `${method}: CLIENT span is a child of the caller's`).toBe(true);
+        expect(isChildOf(server, client), `${method}: SERVER span is a child of CLIENT`).toBe(true);
+        return { client, server };
+      };
+
+      try {
+        tracing.reset();
+        const check = await traced("check", () => healthClient.check({ service: "" }));
+        expect(check.result.status).toBe(SERVING);
+        const ok = await spansOf("grpc.health.v1.Health/Check", check.caller);
+        expect(ok.client.status.code).toBe(SpanStatusCode.UNSET);
+
+        tracing.reset();
+        const unknown = await traced("check unknown", () =>
+          healthClient.check({ service: "nope" }).then(
+            () => undefined,
+            (e: unknown) => ConnectError.from(e),
+          ),
+        );
+        expect(unknown.result?.code).toBe(Code.NotFound);
+        const notFound = await spansOf("grpc.health.v1.Health/Check", unknown.caller);
+        expect(notFound.client.status.code).toBe(SpanStatusCode.ERROR);
+        expect(notFound.server.status.code, "NOT_FOUND is no server error").toBe(SpanStatusCode.UNSET);
+
+        tracing.reset();
+        const watch = await traced("watch", async () => {
+          for await (const r of healthClient.watch({ service: "" })) return r.status;
+          return undefined;
+        });
+        expect(watch.result).toBe(SERVING);
+        await spansOf("grpc.health.v1.Health/Watch", watch.caller);
+        await waitFor(() => watchEnded.length === 1);
+
+        tracing.reset();
+        const list = await traced("reflection", async () => {
+          const names: string[] = [];
+          const requests = async function* () {
+            yield { host: "", messageRequest: { case: "listServices", value: "*" } };
+          };
+          for await (const r of reflectionClient.serverReflectionInfo(requests())) {
+            if (r.messageResponse.case === "listServicesResponse") {
+              names.push(...r.messageResponse.value.service.map((s) => s.name));
+            }
+          }
+          return names;
+        });
+        expect(list.result).toContain("grpc.health.v1.Health");
+        await spansOf("grpc.reflection.v1.ServerReflection/ServerReflectionInfo", list.caller);
+      } finally {
+        await server.close();
+      }
+    },
+    PROCESS_TEST_TIMEOUT_MS,
+  );
 });
 
 /** The part of the generated Health client that the test calls. */

@@ -15,6 +15,7 @@ import {
   bufBin,
   bufGenTemplate,
   makeTmpDir,
+  PROCESS_TEST_TIMEOUT_MS,
   pluginBin,
   removeTmpDir,
   repoRoot,
@@ -41,7 +42,7 @@ beforeAll(async () => {
   repoSet = await buildDescriptorSet(repoRoot, path.join(repoRoot, "proto"), path.join(tmp, "repo.binpb"));
   await writeFixtureModule(path.join(tmp, "fixture"));
   fixtureSet = await buildDescriptorSet(path.join(tmp, "fixture"), ".", path.join(tmp, "fixture.binpb"));
-}, 60_000);
+}, PROCESS_TEST_TIMEOUT_MS);
 
 afterAll(async () => {
   await removeTmpDir(tmp);
@@ -354,27 +355,31 @@ describe("the protoc-gen-connect-otel binary", () => {
     expect(res.stdout).toBe(`protoc-gen-connect-otel v${pkg.version}\n`);
   });
 
-  it("fails buf generate with one line of its own naming the option, no stack trace", async () => {
-    if (tmp === undefined) throw new Error("setup failed");
-    const out = path.join(tmp, "bad-out");
-    await writeTree(tmp, {
-      "bad.buf.gen.yaml": bufGenTemplate([{ local: ["node", pluginBin], out, opt: ["target=ts", "foo=bar"] }]),
-    });
-    const res = await run(
-      bufBin,
-      ["generate", path.join(repoRoot, "proto"), "--template", path.join(tmp, "bad.buf.gen.yaml")],
-      { cwd: repoRoot },
-    );
-    expect(res.code, `buf generate should fail; stderr:\n${res.stderr}`).not.toBe(0);
-    const lines = res.stderr.trimEnd().split("\n");
-    const own = lines.filter((l) => l.startsWith("protoc-gen-connect-otel"));
-    // buf starts the plugin once per proto directory (two here); each start prints the same line
-    expect(own.length, `stderr:\n${res.stderr}`).toBeGreaterThan(0);
-    expect(new Set(own), `stderr:\n${res.stderr}`).toEqual(
-      new Set(['protoc-gen-connect-otel: invalid option "foo=bar"']),
-    );
-    expect(res.stderr, "no stack trace").not.toMatch(/^\s+at /m);
-  }, 30_000);
+  it(
+    "fails buf generate with one line of its own naming the option, no stack trace",
+    async () => {
+      if (tmp === undefined) throw new Error("setup failed");
+      const out = path.join(tmp, "bad-out");
+      await writeTree(tmp, {
+        "bad.buf.gen.yaml": bufGenTemplate([{ local: ["node", pluginBin], out, opt: ["target=ts", "foo=bar"] }]),
+      });
+      const res = await run(
+        bufBin,
+        ["generate", path.join(repoRoot, "proto"), "--template", path.join(tmp, "bad.buf.gen.yaml")],
+        { cwd: repoRoot },
+      );
+      expect(res.code, `buf generate should fail; stderr:\n${res.stderr}`).not.toBe(0);
+      const lines = res.stderr.trimEnd().split("\n");
+      const own = lines.filter((l) => l.startsWith("protoc-gen-connect-otel"));
+      // buf starts the plugin once per proto directory (two here); each start prints the same line
+      expect(own.length, `stderr:\n${res.stderr}`).toBeGreaterThan(0);
+      expect(new Set(own), `stderr:\n${res.stderr}`).toEqual(
+        new Set(['protoc-gen-connect-otel: invalid option "foo=bar"']),
+      );
+      expect(res.stderr, "no stack trace").not.toMatch(/^\s+at /m);
+    },
+    PROCESS_TEST_TIMEOUT_MS,
+  );
 });
 
 // --- reading generated sources with the TypeScript parser ---------------------------------------

@@ -9,6 +9,8 @@ import {
   esAndOtelPlugins,
   listFiles,
   makeTmpDir,
+  PROCESS_HANG_GUARD_MS,
+  PROCESS_TEST_TIMEOUT_MS,
   removeTmpDir,
   requireDist,
   run,
@@ -65,7 +67,7 @@ beforeAll(async () => {
     }
   };
   await Promise.all(Array.from({ length: PARALLEL }, worker));
-}, 90_000);
+}, PROCESS_TEST_TIMEOUT_MS);
 
 afterAll(async () => {
   await removeTmpDir(tmp);
@@ -81,7 +83,10 @@ async function generateOne(dir: string, schema: Schema, i: number): Promise<void
     "buf.gen.yaml": bufGenTemplate(esAndOtelPlugins(path.join(root, "gen"), opt, "all")),
     ...protoFiles,
   });
-  const res = await run(bufBin, ["generate", ".", "--template", "buf.gen.yaml"], { cwd: root, timeoutMs: 60_000 });
+  const res = await run(bufBin, ["generate", ".", "--template", "buf.gen.yaml"], {
+    cwd: root,
+    timeoutMs: PROCESS_HANG_GUARD_MS,
+  });
   if (res.code !== 0) {
     fail(i, `buf generate exited with ${res.code ?? res.signal}:\n${res.stderr}`);
     return;
@@ -105,38 +110,42 @@ function report(): string {
   return `seed ${seed}: ${failures.size} of ${SCHEMAS} schemas failed (reproduce with PROPERTY_SEED=${seed}, keep files with KEEP_TEST_TMP=1)\n\n${parts.join("\n")}`;
 }
 
-it(`generates and type-checks ${SCHEMAS} random schemas`, async () => {
-  if (tmp === undefined) throw new Error("setup failed");
-  const dir = tmp;
-  // every file with services has its _otel files, and every JavaScript file parses
-  for (const [i, schema] of schemas.entries()) {
-    if (failures.has(i)) continue;
-    const gen = path.join(dir, `s${i}`, "gen");
-    const have = new Set(await listFiles(gen).catch(() => []));
-    const exts = targetOf(i) === "ts" ? [".ts"] : [".js", ".d.ts"];
-    for (const f of schema.files) {
-      const base = f.path.replace(/\.proto$/, "");
-      for (const ext of exts) {
-        if (!have.has(`${base}_pb${ext}`)) fail(i, `missing ${base}_pb${ext}`);
-        if (f.services.length > 0 !== have.has(`${base}_otel${ext}`)) {
-          fail(i, `${base}_otel${ext} ${f.services.length > 0 ? "missing" : "written for a file without services"}`);
+it(
+  `generates and type-checks ${SCHEMAS} random schemas`,
+  async () => {
+    if (tmp === undefined) throw new Error("setup failed");
+    const dir = tmp;
+    // every file with services has its _otel files, and every JavaScript file parses
+    for (const [i, schema] of schemas.entries()) {
+      if (failures.has(i)) continue;
+      const gen = path.join(dir, `s${i}`, "gen");
+      const have = new Set(await listFiles(gen).catch(() => []));
+      const exts = targetOf(i) === "ts" ? [".ts"] : [".js", ".d.ts"];
+      for (const f of schema.files) {
+        const base = f.path.replace(/\.proto$/, "");
+        for (const ext of exts) {
+          if (!have.has(`${base}_pb${ext}`)) fail(i, `missing ${base}_pb${ext}`);
+          if (f.services.length > 0 !== have.has(`${base}_otel${ext}`)) {
+            fail(i, `${base}_otel${ext} ${f.services.length > 0 ? "missing" : "written for a file without services"}`);
+          }
         }
       }
+      for (const js of [...have].filter((n) => n.endsWith(".js"))) {
+        const out = ts.transpileModule(await readFile(path.join(gen, js), "utf8"), {
+          fileName: js,
+          reportDiagnostics: true,
+        });
+        for (const d of out.diagnostics ?? []) fail(i, `${js}: ${ts.flattenDiagnosticMessageText(d.messageText, " ")}`);
+      }
     }
-    for (const js of [...have].filter((n) => n.endsWith(".js"))) {
-      const out = ts.transpileModule(await readFile(path.join(gen, js), "utf8"), {
-        fileName: js,
-        reportDiagnostics: true,
-      });
-      for (const d of out.diagnostics ?? []) fail(i, `${js}: ${ts.flattenDiagnosticMessageText(d.messageText, " ")}`);
+    for (const d of typecheck(dir, "nodenext")) {
+      const m = /\/s(\d+)\//.exec(d);
+      fail(m === null ? -1 : Number(m[1]), d);
     }
-  }
-  for (const d of typecheck(dir, "nodenext")) {
-    const m = /\/s(\d+)\//.exec(d);
-    fail(m === null ? -1 : Number(m[1]), d);
-  }
-  expect(failures.size, report()).toBe(0);
-  // the draw covers what the property is about
-  const methods = schemas.flatMap((s) => s.files.flatMap((f) => f.services.flatMap((x) => x.methods)));
-  expect(new Set(methods.map((m) => m.kind)).size, `seed ${seed}`).toBe(4);
-}, 90_000);
+    expect(failures.size, report()).toBe(0);
+    // the draw covers what the property is about
+    const methods = schemas.flatMap((s) => s.files.flatMap((f) => f.services.flatMap((x) => x.methods)));
+    expect(new Set(methods.map((m) => m.kind)).size, `seed ${seed}`).toBe(4);
+  },
+  PROCESS_TEST_TIMEOUT_MS,
+);

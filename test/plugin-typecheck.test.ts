@@ -2,12 +2,14 @@ import { readFile, symlink } from "node:fs/promises";
 import * as path from "node:path";
 import ts from "typescript";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { TemplatePlugin } from "./support/plugin-harness.js";
 import {
   bufBin,
   bufGenTemplate,
   esAndOtelPlugins,
   listFiles,
   makeTmpDir,
+  PROCESS_TEST_TIMEOUT_MS,
   removeTmpDir,
   repoRoot,
   requireDist,
@@ -125,41 +127,59 @@ const inputs: readonly Input[] = [
 
 const matrix = inputs.flatMap((input) => cases.map((c) => ({ ...c, input, title: `${input.name}, ${c.name}` })));
 
-/** Output directory of each matrix entry: `<tmp>/gen`, beside its consumer and package.json. */
-const prepared = new Map<(typeof matrix)[number], Promise<string>>();
-
-/** Generates into a new tmp directory for `c` and writes its consumer; returns the directory. */
-async function prepare(c: (typeof matrix)[number]): Promise<string> {
+/**
+ * Writes, below a new tmp directory, one directory per case of `input` (its consumer, a
+ * package.json of its module format, `node_modules/connect-otel`) and generates the output of all
+ * cases with a single `buf generate`: one template with both plugins per case, each case writing
+ * to its own `gen/`, `strategy: all` (one plugin process per case rather than per proto
+ * directory). The input is compiled once for the four cases. Returns the tmp directory and each
+ * case's directory by case name.
+ */
+async function prepareInput(input: Input): Promise<{ tmp: string; dirs: Map<string, string> }> {
   const tmp = await makeTmpDir("plugin-typecheck-");
-  await writeTree(tmp, {
-    "buf.gen.yaml": bufGenTemplate(esAndOtelPlugins(path.join(tmp, "gen"), c.opt)),
-    "package.json": `${JSON.stringify({ private: true, type: c.packageType })}\n`,
-    [c.consumer]: c.input.consumer(c),
+  const dirs = new Map<string, string>();
+  const plugins: TemplatePlugin[] = [];
+  for (const [i, c] of cases.entries()) {
+    const dir = path.join(tmp, `case-${i}`);
+    await writeTree(dir, {
+      "package.json": `${JSON.stringify({ private: true, type: c.packageType })}\n`,
+      [c.consumer]: input.consumer(c),
+      // How an installed package is found by Node at run time (the compilation maps it with `paths`).
+      "node_modules/.keep": "",
+    });
+    await symlink(runtimeDir, path.join(dir, "node_modules", "connect-otel"), "dir");
+    plugins.push(...esAndOtelPlugins(path.join(dir, "gen"), c.opt, "all"));
+    dirs.set(c.name, dir);
+  }
+  await writeTree(tmp, { "buf.gen.yaml": bufGenTemplate(plugins) });
+  const source = await input.prepare(tmp);
+  await runOk(bufBin, ["generate", source, "--template", path.join(tmp, "buf.gen.yaml")], {
+    cwd: path.dirname(source),
   });
-  // How an installed package is found by Node at run time (the compilation maps it with `paths`).
-  await writeTree(tmp, { "node_modules/.keep": "" });
-  await symlink(runtimeDir, path.join(tmp, "node_modules", "connect-otel"), "dir");
-  const input = await c.input.prepare(tmp);
-  await runOk(bufBin, ["generate", input, "--template", path.join(tmp, "buf.gen.yaml")], {
-    cwd: path.dirname(input),
-  });
-  return tmp;
+  return { tmp, dirs };
 }
 
-// All buf runs at once (each takes about a second); every describe block awaits its own.
+/** Each input's generation, started by the first beforeAll; the inputs run one after the other. */
+const prepared = new Map<Input, Promise<{ tmp: string; dirs: Map<string, string> }>>();
+
 beforeAll(() => {
   requireDist();
-  for (const c of matrix) {
-    const p = prepare(c);
-    p.catch(() => {}); // reported by the describe block that awaits it
-    prepared.set(c, p);
+  let previous: Promise<unknown> = Promise.resolve();
+  for (const input of inputs) {
+    const p = previous.then(
+      () => prepareInput(input),
+      () => prepareInput(input),
+    );
+    p.catch(() => {}); // reported by the describe blocks that await it
+    prepared.set(input, p);
+    previous = p;
   }
 });
 
 afterAll(async () => {
-  const dirs = await Promise.allSettled(prepared.values());
-  for (const d of dirs) if (d.status === "fulfilled") await removeTmpDir(d.value);
-});
+  const done = await Promise.allSettled(prepared.values());
+  for (const d of done) if (d.status === "fulfilled") await removeTmpDir(d.value.tmp);
+}, PROCESS_TEST_TIMEOUT_MS);
 
 describe.each(matrix)("generated code for $title", (c) => {
   const { protos, withServices } = c.input;
@@ -167,11 +187,12 @@ describe.each(matrix)("generated code for $title", (c) => {
   let gen = "";
 
   beforeAll(async () => {
-    const p = prepared.get(c);
+    const p = prepared.get(c.input);
     if (p === undefined) throw new Error("not prepared");
-    tmp = await p;
+    tmp = (await p).dirs.get(c.name);
+    if (tmp === undefined) throw new Error(`no directory for ${c.name}`);
     gen = path.join(tmp, "gen");
-  }, 60_000);
+  }, PROCESS_TEST_TIMEOUT_MS);
 
   it("writes the expected files", async () => {
     const bases = [...protos.map((name) => `${name}_pb`), ...withServices.map((name) => `${name}_otel`)];
@@ -179,26 +200,34 @@ describe.each(matrix)("generated code for $title", (c) => {
     expect(await listFiles(gen)).toEqual(want);
   });
 
-  it("type-checks strictly, with a consumer that proves the factories are typed", async () => {
-    if (tmp === undefined) throw new Error("setup failed");
-    const diagnostics = typecheck(tmp, c.module, protos.length + withServices.length + 1);
-    expect(diagnostics, `tsc diagnostics:\n${diagnostics.join("\n")}`).toEqual([]);
-  }, 60_000);
+  it(
+    "type-checks strictly, with a consumer that proves the factories are typed",
+    async () => {
+      if (tmp === undefined) throw new Error("setup failed");
+      const diagnostics = typecheck(tmp, c.module, protos.length + withServices.length + 1);
+      expect(diagnostics, `tsc diagnostics:\n${diagnostics.join("\n")}`).toEqual([]);
+    },
+    PROCESS_TEST_TIMEOUT_MS,
+  );
 
   if (c.extensions.includes(".js")) {
-    it("loads in Node with the exports its .d.ts declares", async () => {
-      if (tmp === undefined) throw new Error("setup failed");
-      const loaded = await loadExports(
-        withServices.map((name) => path.join(gen, `${name}_otel.js`)),
-        c.packageType,
-      );
-      withServices.forEach((name, i) => {
-        const declared = declaredExports(path.join(gen, `${name}_otel.d.ts`));
-        expect(declared.length, `${name}_otel.d.ts declares nothing`).toBeGreaterThan(0);
-        expect(loaded[i], `exports of ${name}_otel.js vs ${name}_otel.d.ts`).toEqual(declared);
-        expect(declared.every((k) => k.startsWith("createTraced") || k.startsWith("trace"))).toBe(true);
-      });
-    }, 60_000);
+    it(
+      "loads in Node with the exports its .d.ts declares",
+      async () => {
+        if (tmp === undefined) throw new Error("setup failed");
+        const loaded = await loadExports(
+          withServices.map((name) => path.join(gen, `${name}_otel.js`)),
+          c.packageType,
+        );
+        withServices.forEach((name, i) => {
+          const declared = declaredExports(path.join(gen, `${name}_otel.d.ts`));
+          expect(declared.length, `${name}_otel.d.ts declares nothing`).toBeGreaterThan(0);
+          expect(loaded[i], `exports of ${name}_otel.js vs ${name}_otel.d.ts`).toEqual(declared);
+          expect(declared.every((k) => k.startsWith("createTraced") || k.startsWith("trace"))).toBe(true);
+        });
+      },
+      PROCESS_TEST_TIMEOUT_MS,
+    );
   }
 
   if (c.packageType === "commonjs") {
@@ -245,7 +274,7 @@ async function loadExports(files: readonly string[], packageType: Case["packageT
       : `console.log(JSON.stringify(${JSON.stringify(files)}.map((f) => { const m = require(f); return ${names}; })));`;
   const args = packageType === "module" ? ["--input-type=module", "-e", script] : ["-e", script];
   const dir = path.dirname(files[0] ?? repoRoot);
-  const { stdout } = await runOk(process.execPath, args, { cwd: dir, timeoutMs: 30_000 });
+  const { stdout } = await runOk(process.execPath, args, { cwd: dir });
   return JSON.parse(stdout) as string[][];
 }
 

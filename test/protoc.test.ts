@@ -10,6 +10,8 @@ import {
   esAndOtelPlugins,
   listFiles,
   makeTmpDir,
+  PROCESS_HANG_GUARD_MS,
+  PROCESS_TEST_TIMEOUT_MS,
   pluginBin,
   pluginDir,
   protocGenEsBin,
@@ -179,7 +181,7 @@ beforeAll(async () => {
   } catch (e) {
     setupError = e;
   }
-}, 240_000);
+}, PROCESS_TEST_TIMEOUT_MS);
 
 afterAll(async () => {
   await removeTmpDir(tmp);
@@ -234,9 +236,12 @@ async function setUp(): Promise<void> {
 
   const [version, , , redactRun] = await Promise.all([
     runOk("protoc", ["--version"], { env }),
-    runOk("sh", ["-c", command], { cwd: project, env, timeoutMs: 120_000 }),
-    runOk(bufBin, ["generate", "--template", path.join(tmp, "buf.gen.yaml")], { cwd: project, timeoutMs: 120_000 }),
-    run("sh", ["-c", command], { cwd: redactProject, env, timeoutMs: 120_000 }),
+    runOk("sh", ["-c", command], { cwd: project, env, timeoutMs: PROCESS_HANG_GUARD_MS }),
+    runOk(bufBin, ["generate", "--template", path.join(tmp, "buf.gen.yaml")], {
+      cwd: project,
+      timeoutMs: PROCESS_HANG_GUARD_MS,
+    }),
+    run("sh", ["-c", command], { cwd: redactProject, env, timeoutMs: PROCESS_HANG_GUARD_MS }),
   ]);
   protocVersion = version.stdout;
   redacted = redactRun;
@@ -271,21 +276,25 @@ describe("the README's protoc command, with Debian's protoc", () => {
     }
   });
 
-  it("type-checks strictly, with a consumer of the generated factories", async () => {
-    ready();
-    await writeTree(project, {
-      "src/consumer.ts": typeAssertionSource([
-        {
-          otel: "./gen/shop/v1/shop_otel.js",
-          service: "ShopService",
-          localNames: ["getItem"],
-          pb: { specifier: "./gen/shop/v1/shop_pb.js", exportName: "ShopService" },
-        },
-      ]),
-    });
-    const diagnostics = typecheck(project, "nodenext", EXPECTED_FILES.length + 1);
-    expect(diagnostics, `tsc diagnostics:\n${diagnostics.join("\n")}`).toEqual([]);
-  }, 60_000);
+  it(
+    "type-checks strictly, with a consumer of the generated factories",
+    async () => {
+      ready();
+      await writeTree(project, {
+        "src/consumer.ts": typeAssertionSource([
+          {
+            otel: "./gen/shop/v1/shop_otel.js",
+            service: "ShopService",
+            localNames: ["getItem"],
+            pb: { specifier: "./gen/shop/v1/shop_pb.js", exportName: "ShopService" },
+          },
+        ]),
+      });
+      const diagnostics = typecheck(project, "nodenext", EXPECTED_FILES.length + 1);
+      expect(diagnostics, `tsc diagnostics:\n${diagnostics.join("\n")}`).toEqual([]);
+    },
+    PROCESS_TEST_TIMEOUT_MS,
+  );
 
   it("fails on debug_redact, which needs a newer protoc than Debian's, as the README says", () => {
     ready();

@@ -15,7 +15,15 @@ import {
   removeUserDir,
   userEnv,
 } from "./support/packed-project.js";
-import { listFiles, repoRoot, requireDist, runOk, writeTree } from "./support/plugin-harness.js";
+import {
+  listFiles,
+  PROCESS_HANG_GUARD_MS,
+  PROCESS_TEST_TIMEOUT_MS,
+  repoRoot,
+  requireDist,
+  runOk,
+  writeTree,
+} from "./support/plugin-harness.js";
 
 /**
  * The README's quick start is the test: every fenced block of its "Quick start" section, in order,
@@ -130,7 +138,7 @@ async function runLine(line: string, port: number): Promise<void> {
     await npm(app, args);
   } else if (cmd === "npx") {
     const env = args[0] === "buf" ? offlineEnv(work as string) : userEnv();
-    await runOk("npx", args, { cwd: app, env, timeoutMs: 120_000 });
+    await runOk("npx", args, { cwd: app, env, timeoutMs: PROCESS_HANG_GUARD_MS });
   } else if (cmd === "node" && args.at(-1) === "&") {
     const child = spawn(process.execPath, args.slice(0, -1), {
       cwd: app,
@@ -142,12 +150,12 @@ async function runLine(line: string, port: number): Promise<void> {
     });
     server = child;
     serverExit = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
-    await waitForPort(port, 30_000);
+    await waitForPort(port, PROCESS_HANG_GUARD_MS);
   } else if (cmd === "node") {
     const res = await runOk(process.execPath, args, {
       cwd: app,
       env: programEnv("readme-client", port),
-      timeoutMs: 60_000,
+      timeoutMs: PROCESS_HANG_GUARD_MS,
     });
     clientOutput += res.stdout;
   } else {
@@ -177,18 +185,21 @@ beforeAll(async () => {
     }
     // The server flushes its spans when it stops (SIGTERM, as the README's server handles it).
     server?.kill("SIGTERM");
-    const code = await Promise.race([serverExit, new Promise((r) => setTimeout(() => r("timeout"), 30_000))]);
+    const code = await Promise.race([
+      serverExit,
+      new Promise((r) => setTimeout(() => r("timeout"), PROCESS_HANG_GUARD_MS)),
+    ]);
     if (code !== 0) throw new Error(`the quick start's server ended with ${String(code)}\n${serverStderr}`);
   } catch (e) {
     setupError = e instanceof Error ? e : new Error(String(e));
   }
-}, 420_000);
+}, PROCESS_TEST_TIMEOUT_MS);
 
 afterAll(async () => {
   server?.kill("SIGKILL");
   await receiver?.close();
   await removeUserDir(work);
-}, 60_000);
+}, PROCESS_TEST_TIMEOUT_MS);
 
 function ready(): { spans: SpanRecord[] } {
   if (setupError !== undefined) throw setupError;

@@ -8,16 +8,18 @@ import { createTracedUserServiceClient, traceUserService } from "../generated/us
 import { UserService } from "../generated/user/v1/user_pb.js";
 import type { CallControl, CallOutcome } from "./support/call-outcomes.js";
 import { observeCall } from "./support/call-outcomes.js";
+import type { GrpcJsUserClient } from "./support/grpc-js-client.js";
+import { createGrpcJsUserClient, statusOf } from "./support/grpc-js-client.js";
 import type { Step } from "./support/scenario-runs.js";
 import { runStep } from "./support/scenario-runs.js";
 import type { HandlerView, Scenario } from "./support/scenario-service.js";
-import { createScenarioService, scenarioHeaders, viewsOf } from "./support/scenario-service.js";
+import { CALL_ID_HEADER, createScenarioService, scenarioHeaders, viewsOf } from "./support/scenario-service.js";
 import { serverErrorCodes, statusName } from "./support/semconv.js";
 import type { ServerProcess } from "./support/server-process.js";
 import { startServerProcess } from "./support/server-process.js";
 import type { TestServer, Wire } from "./support/servers.js";
 import { startServer, wires } from "./support/servers.js";
-import { aborted } from "./support/signals.js";
+import { aborted, HANG_GUARD_MS } from "./support/signals.js";
 import { createSpanRecorder, spanOf } from "./support/span-recorder.js";
 import { installTestTracing, isChildOf, waitFor } from "./support/tracing.js";
 import { hideDeadline, serverOnlyDeadline, transportWith } from "./support/transports.js";
@@ -79,7 +81,7 @@ async function scenarioCall(
 ): Promise<Code | 0> {
   const outcome = await observeCall(mc, env.client(interceptors), {
     headers: scenarioHeaders(scenario),
-    holdRequests: scenario.kind === "hold",
+    holdRequests: scenario.kind === "hold" || scenario.kind === "sleep",
     ...control,
   });
   return callerCode(outcome);
@@ -138,6 +140,36 @@ async function requestStreamThrows(env: Env, mc: MethodCase, after: "none" | "fi
   return 0;
 }
 
+/**
+ * The interop case `cancel_after_first_response` on connect's clients: a client-streaming or bidi
+ * call that sends its first request and keeps its request stream open, to a handler that answers
+ * each request and ends when the requests end (`ok`); the caller aborts once the first response
+ * arrived (bidi) or once the handler read the first request (client streaming). connect-node's
+ * HTTP/2 transports then end the request stream and reset it: the handler may see a normal end of
+ * its requests and return before the reset reaches connect.
+ */
+async function cancelWhileHandlerWaits(env: Env, mc: MethodCase): Promise<Code | 0> {
+  const headers = scenarioHeaders({ kind: "ok" });
+  const controller = new AbortController();
+  const readFirst =
+    mc.kind === "client_streaming"
+      ? waitFor(() => viewsOf(env.views, headers).some((v) => v.requests.length > 0), HANG_GUARD_MS).finally(() =>
+          controller.abort(),
+        )
+      : undefined;
+  const outcome = await observeCall(mc, env.client(), {
+    headers,
+    holdRequests: true,
+    signal: controller.signal,
+    onReceived: () => controller.abort(),
+  });
+  await readFirst;
+  return callerCode(outcome);
+}
+
+/** The deadline of the `timeout_on_sleeping_server` cases, ms; their handlers sleep twice as long. */
+const SLEEPING_DEADLINE_MS = 100;
+
 const cases: readonly FaultCase[] = [
   {
     title: "handler throws a TypeError before the first message",
@@ -165,10 +197,27 @@ const cases: readonly FaultCase[] = [
     kinds: ["unary", "server_streaming", "client_streaming", "bidi_streaming"],
     run: (env, mc) => scenarioCall(env, mc, { kind: "hold" }, { signal: AbortSignal.abort() }),
     client: Code.Canceled,
-    // connect-node's HTTP/2 transports still open the stream and reset it at once. The handler
-    // then may see an empty request stream and answer (OK) before the reset aborts its signal.
-    server: [Code.Canceled, 0],
+    // connect-node's HTTP/2 transports still open the stream and reset it at once: a handler may
+    // run, see an empty request stream and answer before the reset arrives; its span says CANCELLED
+    server: [Code.Canceled],
     optional: true,
+  },
+  {
+    title: "client cancels while the handler waits for more requests (interop cancel_after_first_response)",
+    kinds: requestStreams,
+    run: cancelWhileHandlerWaits,
+    client: Code.Canceled,
+    server: [Code.Canceled],
+  },
+  {
+    title: "deadline passes while the handler sleeps (interop timeout_on_sleeping_server)",
+    kinds: ["unary", "server_streaming", "client_streaming", "bidi_streaming"],
+    run: (env, mc) =>
+      scenarioCall(env, mc, { kind: "sleep", ms: 2 * SLEEPING_DEADLINE_MS }, { timeoutMs: SLEEPING_DEADLINE_MS }),
+    client: Code.DeadlineExceeded,
+    // the client's reset at its deadline may reach the server before the server's own deadline
+    // passes: the sleeping handler is still at work then, and the span waits for the deadline
+    server: [Code.DeadlineExceeded],
   },
   {
     title: "client aborts mid-call",
@@ -208,6 +257,16 @@ const cases: readonly FaultCase[] = [
     server: [Code.Canceled],
   },
   {
+    title: "deadline passed in transit (the server gets a deadline of 0 and answers anyway)",
+    kinds: ["unary", "server_streaming", "client_streaming", "bidi_streaming"],
+    run: (env, mc) => scenarioCall(env, mc, { kind: "ok" }, {}, [serverOnlyDeadline(env.wire.protocol, 0)]),
+    // connect answers a handler that ignores its deadline, and this client has none of its own
+    client: 0,
+    // HandlerContext.signal has aborted before the handler starts, so no abort event comes: the
+    // span says the deadline passed, as when connect's deadline timer fires while a handler runs
+    server: [Code.DeadlineExceeded],
+  },
+  {
     title: "deadline on the server only (the client has no timeout)",
     kinds: ["unary", "server_streaming", "client_streaming", "bidi_streaming"],
     run: (env, mc) => scenarioCall(env, mc, { kind: "hold" }, {}, [serverOnlyDeadline(env.wire.protocol, 100)]),
@@ -229,9 +288,9 @@ const cases: readonly FaultCase[] = [
     // connect's transport answers with INTERNAL, the source's error as cause
     client: Code.Internal,
     // the client resets the stream. Over HTTP/1.1 the server learns it as a client that went away;
-    // over HTTP/2 connect-node reads the reset as the end of the request body, the handler answers
-    // normally, and its signal aborts only afterwards: the span reports the handler's OK.
-    server: [Code.Canceled, 0],
+    // over HTTP/2 connect-node reads the reset as the end of the request body and the handler may
+    // answer before the reset arrives: the span still says CANCELLED
+    server: [Code.Canceled],
   },
   {
     title: "request stream throws after its first message",
@@ -239,10 +298,7 @@ const cases: readonly FaultCase[] = [
     run: (env, mc) => requestStreamThrows(env, mc, "first"),
     // connect's transport answers with INTERNAL, the source's error as cause
     client: Code.Internal,
-    // the client resets the stream. Over HTTP/1.1 the server learns it as a client that went away;
-    // over HTTP/2 connect-node reads the reset as the end of the request body, the handler answers
-    // normally, and its signal aborts only afterwards: the span reports the handler's OK.
-    server: [Code.Canceled, 0],
+    server: [Code.Canceled],
   },
 ];
 
@@ -368,5 +424,118 @@ describe.each(wires)("$name: the transport cannot connect", (wire) => {
     await recorder.settle();
     expect(recorder.endCalls(clientSpan)).toBe(1);
     expect(recorder.spans()).toHaveLength(1);
+  });
+});
+
+describe("a @grpc/grpc-js client: the interop cases that cut a call off (gRPC over HTTP/2)", () => {
+  // grpc/doc/interop-test-descriptions.md: `cancel_after_first_response` and
+  // `timeout_on_sleeping_server` on FullDuplexCall, here UserService.Chat of the scenario service,
+  // with the server in dup mode to check the old `rpc.grpc.status_code` as well. Each case runs a
+  // few times: before the server span waited for the exchange, the reset often lost the race.
+  const RUNS = 3;
+  const CHAT = "user.v1.UserService/Chat";
+  const wire = wires.find((w) => w.protocol === "grpc") as Wire;
+  const views: HandlerView[] = [];
+  let server: TestServer;
+  let client: GrpcJsUserClient;
+  beforeAll(async () => {
+    server = await startServer(wire, (router) => {
+      router.service(
+        UserService,
+        traceUserService(createScenarioService(views), {
+          tracerProvider: recorder.provider,
+          semconv: "dup",
+          requestHeaders: [CALL_ID_HEADER],
+        }),
+      );
+    });
+    client = createGrpcJsUserClient(server.baseUrl);
+  });
+  afterAll(async () => {
+    client.close();
+    await server.close();
+  });
+  beforeEach(() => recorder.reset());
+  afterEach(async () => {
+    await recorder.settle();
+    await waitFor(() => views.every((v) => v.finished.isOpen));
+    views.length = 0;
+  });
+
+  /** The server spans of the call made with these request `headers` (by their call id). */
+  const serverSpansOf = (headers: Headers) =>
+    recorder
+      .spans()
+      .filter(
+        (s) =>
+          s.kind === SpanKind.SERVER &&
+          String(s.attributes[`rpc.request.header.${CALL_ID_HEADER}`]) === headers.get(CALL_ID_HEADER),
+      );
+
+  /** Asserts the status attributes of a server span of the grpc wire in dup mode. */
+  function expectServerSpan(span: ReadableSpan, code: Code, what: string): void {
+    expect(span.name).toBe(CHAT);
+    expect(span.attributes["rpc.status_code"], what).toBe(statusName(wire, code));
+    expect(span.attributes["rpc.grpc.status_code"], what).toBe(code);
+    expectStatus(wire, span, "server", code);
+  }
+
+  /**
+   * A Chat call that completes: once it did, the server has read every frame that the client
+   * sent before it on the same HTTP/2 connection, and started the handlers of those calls.
+   */
+  async function roundTrip(): Promise<void> {
+    const call = client.chat(scenarioHeaders({ kind: "ok" }));
+    const status = statusOf(call);
+    call.write({ user: "ada", message: "ping" });
+    call.end();
+    call.resume();
+    expect((await status).code).toBe(0);
+  }
+
+  it("cancel_after_first_response: the server span says CANCELLED", async () => {
+    for (let run = 1; run <= RUNS; run++) {
+      const headers = scenarioHeaders({ kind: "ok" });
+      const call = client.chat(headers);
+      const status = statusOf(call);
+      call.once("data", () => call.cancel());
+      call.write({ user: "ada", message: "hello" });
+      expect((await status).code, `grpc-js status, run ${run}`).toBe(Code.Canceled);
+      await waitFor(() => serverSpansOf(headers).length > 0);
+      expectServerSpan(serverSpansOf(headers)[0] as ReadableSpan, Code.Canceled, `run ${run}`);
+    }
+  });
+
+  it("timeout_on_sleeping_server, 1 ms deadline as in the interop case: a call that reached the server says DEADLINE_EXCEEDED", async () => {
+    // With a 1 ms deadline the client may give up before the server has the call: then there is
+    // no server span. The loop is bounded; at least one call must reach the server.
+    let reached = 0;
+    for (let run = 1; run <= 10 && reached < RUNS; run++) {
+      const headers = scenarioHeaders({ kind: "sleep", ms: 50 });
+      const call = client.chat(headers, new Date(Date.now() + 1));
+      const status = statusOf(call);
+      call.write({ user: "ada", message: "x".repeat(27182) });
+      expect((await status).code, `grpc-js status, run ${run}`).toBe(Code.DeadlineExceeded);
+      await roundTrip();
+      await recorder.settle();
+      const spans = serverSpansOf(headers);
+      expect(spans.length).toBeLessThanOrEqual(1);
+      if (spans.length === 0) continue;
+      reached++;
+      expectServerSpan(spans[0] as ReadableSpan, Code.DeadlineExceeded, `run ${run}`);
+    }
+    expect(reached, "calls that reached the server").toBeGreaterThan(0);
+  });
+
+  it("timeout_on_sleeping_server, 100 ms deadline: the server span says DEADLINE_EXCEEDED whoever's timer fires first", async () => {
+    for (let run = 1; run <= RUNS; run++) {
+      const headers = scenarioHeaders({ kind: "sleep", ms: 2 * SLEEPING_DEADLINE_MS });
+      const call = client.chat(headers, new Date(Date.now() + SLEEPING_DEADLINE_MS));
+      const status = statusOf(call);
+      call.write({ user: "ada", message: "hello" });
+      expect((await status).code, `grpc-js status, run ${run}`).toBe(Code.DeadlineExceeded);
+      await waitFor(() => serverSpansOf(headers).length > 0);
+      expectServerSpan(serverSpansOf(headers)[0] as ReadableSpan, Code.DeadlineExceeded, `run ${run}`);
+    }
   });
 });

@@ -21,7 +21,7 @@ import {
 import { grpcStatusNames, statusName } from "./support/semconv.js";
 import type { TestServer, Wire } from "./support/servers.js";
 import { startServer, wires } from "./support/servers.js";
-import { aborted, createLatch, within } from "./support/signals.js";
+import { aborted, createLatch, HANG_GUARD_MS, within } from "./support/signals.js";
 import type { SpanRecorder } from "./support/span-recorder.js";
 import { callSpans, createSpanRecorder, spanOf } from "./support/span-recorder.js";
 import { installTestTracing } from "./support/tracing.js";
@@ -62,6 +62,8 @@ interface HookCall {
 let calls: HookCall[] = [];
 /** When true, every hook throws `<side> <hook> failed` after noting its call. */
 let hooksThrow = false;
+/** When set, every hook throws what this returns after noting its call (wins over {@link hooksThrow}). */
+let hookThrows: ((side: Side, hook: HookName) => unknown) | undefined;
 
 const hookError = (side: Side, hook: HookName) => `${side} ${hook} failed`;
 
@@ -77,6 +79,7 @@ function notingHooks(side: Side): ServiceHooks<typeof UserService> {
       arg,
       ...(direction === undefined ? {} : { direction }),
     });
+    if (hookThrows !== undefined) throw hookThrows(side, hook);
     if (hooksThrow) throw new Error(hookError(side, hook));
   };
   const forMethod = (method: string) => ({
@@ -284,6 +287,7 @@ describe.each(wires)("$name", (wire) => {
     for (const r of [recorder, offRecorder, parentRecorder]) r.reset();
     calls = [];
     hooksThrow = false;
+    hookThrows = undefined;
     held = createLatch();
   });
   afterEach(async () => {
@@ -419,6 +423,61 @@ describe.each(wires)("$name", (wire) => {
     });
   });
 
+  it("a hook's exception event has exactly the thrown value's type, message and stack, never a code as type", async () => {
+    // span.recordException would take exception.type from a ConnectError's code ("7", "5")
+    const thrown: { side: Side; value: unknown }[] = [];
+    const thrownBy = (side: Side) => thrown.filter((t) => t.side === side).map((t) => t.value);
+    hookThrows = (side, hook) => {
+      const value =
+        hook === "onRequest"
+          ? new ConnectError(`${side} hook refused`, Code.PermissionDenied)
+          : hook === "onResponse"
+            ? new TypeError(`${side} hook broke`)
+            : `${side} ${hook} threw a string`;
+      thrown.push({ side, value });
+      return value;
+    };
+    const expected = (value: unknown) =>
+      value instanceof Error
+        ? {
+            "exception.type": value instanceof ConnectError ? "ConnectError" : "TypeError",
+            "exception.message": value.message,
+            "exception.stacktrace": value.stack,
+          }
+        : { "exception.type": "string", "exception.message": value };
+    const exceptionAttributes = (span: ReadableSpan) =>
+      span.events.filter((e) => e.name === "exception").map((e) => e.attributes);
+
+    await hookedClient().fetchUser({ userId: 7 });
+    let spans = await spansOf(FETCH_USER);
+    await recorder.settle();
+    for (const side of ["client", "server"] as const) {
+      const own = thrownBy(side);
+      expect(own.map((v) => (v instanceof Error ? v.name : typeof v))).toEqual(["ConnectError", "TypeError"]);
+      expect(exceptionAttributes(spans[side])).toEqual(own.map(expected));
+      expect(exceptionAttributes(spans[side])[0]).toMatchObject({
+        "exception.message": `[permission_denied] ${side} hook refused`,
+      });
+    }
+
+    recorder.reset();
+    thrown.length = 0;
+    const error = await errorOf(hookedClient().fetchUser({ userId: ERROR_BASE + Code.NotFound }));
+    expect(error.code).toBe(Code.NotFound);
+    spans = await spansOf(FETCH_USER);
+    await recorder.settle();
+    for (const side of ["client", "server"] as const) {
+      const own = thrownBy(side);
+      expect(own.at(-1)).toBe(`${side} onError threw a string`);
+      // the hooks' exceptions, then the call's own NOT_FOUND on the client (not a server error)
+      const events = exceptionAttributes(spans[side]);
+      expect(events.slice(0, own.length)).toEqual(own.map(expected));
+      expect(events.slice(own.length).map((a) => a?.["exception.type"])).toEqual(
+        side === "client" ? ["ConnectError"] : [],
+      );
+    }
+  });
+
   it("a handler that throws a plain Error: the server's onError gets INTERNAL with the error as cause", async () => {
     const error = await errorOf(hookedClient().fetchUser({ userId: THROW_TYPE_ERROR }));
     expect(error.code).toBe(Code.Internal);
@@ -466,7 +525,7 @@ describe.each(wires)("$name", (wire) => {
         stream.on("error", () => {});
         const request = create(FetchUserRequestSchema, { userId: HOLD_USER });
         stream.end(encodeEnvelope(0, toBinary(FetchUserRequestSchema, request)));
-        await within(held.opened, 2000, "handler start");
+        await within(held.opened, HANG_GUARD_MS, "handler start");
         stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
         const span = await spanOf(recorder, FETCH_USER, SpanKind.SERVER);
         // a gRPC request, whatever the wire: gRPC status names
@@ -491,7 +550,7 @@ describe.each(wires)("$name", (wire) => {
     const controller = new AbortController();
     const options: CallOptions = { signal: controller.signal };
     const pending = errorOf(hookedClient().fetchUser({ userId: HOLD_USER }, options));
-    await within(held.opened, 2000, "handler start");
+    await within(held.opened, HANG_GUARD_MS, "handler start");
     controller.abort();
     const error = await pending;
     expect(error.code).toBe(Code.Canceled);

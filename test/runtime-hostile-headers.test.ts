@@ -1,6 +1,9 @@
 import { createClient } from "@connectrpc/connect";
+import type { TextMapPropagator } from "@opentelemetry/api";
 import { SpanKind } from "@opentelemetry/api";
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace";
+import { GrpcTraceBinPropagator } from "connect-otel";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createTracedUserServiceClient, traceUserService } from "../generated/user/v1/user_otel.js";
 import { UserService } from "../generated/user/v1/user_pb.js";
@@ -23,7 +26,8 @@ import { methodCasesFor } from "./support/user-calls.js";
 // server answers exactly as an untraced one does to the same request. An invalid traceparent
 // makes the server span a new root; beside a valid traceparent, garbage in tracestate or baggage
 // leaves the trace continued. Propagation is the OTel SDK's W3C trace-context + baggage
-// propagator, registered globally by installTestTracing().
+// propagator, registered globally by installTestTracing(); a second set of servers adds
+// GrpcTraceBinPropagator, with malformed, short, oversized and wrong-version `grpc-trace-bin` values.
 
 installTestTracing();
 const recorder = createSpanRecorder();
@@ -259,6 +263,109 @@ const rawOnlyCases: readonly HostileCase[] = [
   },
 ];
 
+/**
+ * The binary OpenCensus trace context of {@link valid} (`grpc-trace-bin`, OpenCensus BinaryEncoding
+ * version 0): version, field 0 + trace id, field 1 + span id, field 2 + options (sampled).
+ */
+const binaryContext = [0, 0, ...Buffer.from(TRACE_ID, "hex"), 1, ...Buffer.from(SPAN_ID, "hex"), 2, 1];
+/** `bytes` as a `-bin` header value: base64 without padding, as gRPC and connect write it. */
+const bin = (bytes: readonly number[]) => Buffer.from(bytes).toString("base64").replace(/=+$/, "");
+/** {@link binaryContext} with the byte at `index` replaced by `value`. */
+const binWith = (index: number, value: number) => bin(binaryContext.map((b, i) => (i === index ? value : b)));
+const OTHER_TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/**
+ * `grpc-trace-bin` values for a server that extracts with W3C trace context and baggage followed
+ * by GrpcTraceBinPropagator: a valid value continues {@link valid}'s trace (and wins over a
+ * traceparent, being last); anything else is ignored, leaving what traceparent says.
+ */
+const grpcTraceBinCases: readonly HostileCase[] = [
+  // control: a valid value
+  { title: "grpc-trace-bin: valid (control)", headers: [["grpc-trace-bin", bin(binaryContext)]], continues: true },
+  {
+    title: "grpc-trace-bin: valid, padded base64 (control)",
+    headers: [["grpc-trace-bin", Buffer.from(binaryContext).toString("base64")]],
+    continues: true,
+  },
+  {
+    title: "grpc-trace-bin: valid, beside another traceparent (the last propagator wins)",
+    headers: [
+      ["traceparent", OTHER_TRACEPARENT],
+      ["grpc-trace-bin", bin(binaryContext)],
+    ],
+    continues: true,
+  },
+  // malformed
+  { title: "grpc-trace-bin: empty", headers: [["grpc-trace-bin", ""]], continues: false },
+  { title: "grpc-trace-bin: not base64", headers: [["grpc-trace-bin", "%%%not base64%%%"]], continues: false },
+  { title: "grpc-trace-bin: garbage bytes", headers: [["grpc-trace-bin", bin([255, 254, 253])]], continues: false },
+  // short
+  {
+    title: "grpc-trace-bin: no options field (27 bytes)",
+    headers: [["grpc-trace-bin", bin(binaryContext.slice(0, 27))]],
+    continues: false,
+  },
+  {
+    title: "grpc-trace-bin: trace id only (18 bytes)",
+    headers: [["grpc-trace-bin", bin(binaryContext.slice(0, 18))]],
+    continues: false,
+  },
+  { title: "grpc-trace-bin: version byte only", headers: [["grpc-trace-bin", bin([0])]], continues: false },
+  // oversized
+  {
+    title: "grpc-trace-bin: one byte too many",
+    headers: [["grpc-trace-bin", bin([...binaryContext, 0])]],
+    continues: false,
+  },
+  {
+    title: "grpc-trace-bin: 8 KiB",
+    headers: [["grpc-trace-bin", bin([...binaryContext, ...new Array<number>(8 * KiB).fill(7)])]],
+    continues: false,
+  },
+  {
+    title: "grpc-trace-bin: 64 KiB",
+    headers: [["grpc-trace-bin", "A".repeat(64 * KiB)]],
+    continues: false,
+    refusedOver: ["1.1", "2"],
+  },
+  // wrong version or field numbers
+  { title: "grpc-trace-bin: version 1", headers: [["grpc-trace-bin", binWith(0, 1)]], continues: false },
+  { title: "grpc-trace-bin: version 255", headers: [["grpc-trace-bin", binWith(0, 255)]], continues: false },
+  { title: "grpc-trace-bin: trace id as field 3", headers: [["grpc-trace-bin", binWith(1, 3)]], continues: false },
+  { title: "grpc-trace-bin: span id as field 0", headers: [["grpc-trace-bin", binWith(18, 0)]], continues: false },
+  { title: "grpc-trace-bin: options as field 1", headers: [["grpc-trace-bin", binWith(27, 1)]], continues: false },
+  // invalid ids
+  {
+    title: "grpc-trace-bin: all-zero trace id",
+    headers: [["grpc-trace-bin", bin(binaryContext.map((b, i) => (i >= 2 && i < 18 ? 0 : b)))]],
+    continues: false,
+  },
+  {
+    title: "grpc-trace-bin: all-zero span id",
+    headers: [["grpc-trace-bin", bin(binaryContext.map((b, i) => (i >= 19 && i < 27 ? 0 : b)))]],
+    continues: false,
+  },
+  {
+    title: "grpc-trace-bin: the same valid value twice (joined with a comma)",
+    headers: [
+      ["grpc-trace-bin", bin(binaryContext)],
+      ["grpc-trace-bin", bin(binaryContext)],
+    ],
+    continues: false,
+  },
+  // beside a valid traceparent: ignored, the traceparent's context stays
+  {
+    title: "grpc-trace-bin: version 1 beside a valid traceparent",
+    headers: withValid("grpc-trace-bin", binWith(0, 1)),
+    continues: true,
+  },
+  {
+    title: "grpc-trace-bin: not base64 beside a valid traceparent",
+    headers: withValid("grpc-trace-bin", "@@@"),
+    continues: true,
+  },
+];
+
 /** Asserts the server span of a call made with `hostile` headers and no traced client. */
 function expectServerSpan(span: ReadableSpan, hostile: HostileCase): void {
   if (hostile.continues) {
@@ -288,9 +395,10 @@ function expectHandlerView(views: readonly HandlerView[], hostile: HostileCase):
 /**
  * A plain and a traced UserService server of the scenario service on `wire`, started before the
  * enclosing describe block's tests and closed after them, with what the traced handlers saw. Each
- * test starts with no spans, and ends with its spans settled and no escaped error.
+ * test starts with no spans, and ends with its spans settled and no escaped error. The traced
+ * server extracts with `propagator`, the global W3C one by default.
  */
-function plainAndTracedServers(wire: Wire) {
+function plainAndTracedServers(wire: Wire, propagator?: TextMapPropagator) {
   const tracedViews: HandlerView[] = [];
   let plain: TestServer | undefined;
   let traced: TestServer | undefined;
@@ -303,7 +411,10 @@ function plainAndTracedServers(wire: Wire) {
     traced = await startServer(wire, (router) => {
       router.service(
         UserService,
-        traceUserService(createScenarioService(tracedViews), { tracerProvider: recorder.provider }),
+        traceUserService(createScenarioService(tracedViews), {
+          tracerProvider: recorder.provider,
+          ...(propagator === undefined ? {} : { propagator }),
+        }),
       );
     });
   });
@@ -367,6 +478,29 @@ describe.each(wires)("$name", (wire) => {
       if (viaTraced.error === undefined) {
         const clientSpan = await spanOf(recorder, mc.spanName, SpanKind.CLIENT);
         expect(isChildOf(await spanOf(recorder, mc.spanName, SpanKind.SERVER), clientSpan)).toBe(true);
+      }
+    });
+  });
+});
+
+describe.each(wires)("$name, a server with GrpcTraceBinPropagator after W3C", (wire) => {
+  const propagator = new CompositePropagator({
+    propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator(), new GrpcTraceBinPropagator()],
+  });
+  const { tracedViews, plainServer, tracedServer } = plainAndTracedServers(wire, propagator);
+
+  describe.each(methodCasesFor(wire))("$method", (mc) => {
+    it.each(grpcTraceBinCases)("$title: same outcome as untraced, server span as the header says", async (hostile) => {
+      const headers = () => scenarioHeaders({ kind: "ok" }, hostile.headers as [string, string][]);
+      const plain = await observeCall(mc, createClient(UserService, plainServer().transport()), { headers: headers() });
+      if (hostile.refusedOver?.includes(wire.httpVersion)) expect(plain.error).toBeDefined();
+      else expect(plain.error).toBeUndefined();
+      const sent = headers();
+      const traced = await observeCall(mc, createClient(UserService, tracedServer().transport()), { headers: sent });
+      expect(traced).toEqual(plain);
+      if (traced.error === undefined) {
+        expectHandlerView(viewsOf(tracedViews, sent), hostile);
+        expectServerSpan(await spanOf(recorder, mc.spanName, SpanKind.SERVER), hostile);
       }
     });
   });

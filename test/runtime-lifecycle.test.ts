@@ -9,7 +9,7 @@ import { statusName } from "./support/semconv.js";
 import type { TestServer, Wire } from "./support/servers.js";
 import { startServer, wires } from "./support/servers.js";
 import type { Latch } from "./support/signals.js";
-import { aborted, createLatch, delay, within } from "./support/signals.js";
+import { aborted, createLatch, delay, HANG_GUARD_MS, within } from "./support/signals.js";
 import { createSpanRecorder, durationMs, spanOf } from "./support/span-recorder.js";
 import { installTestTracing } from "./support/tracing.js";
 import { hideDeadline, transportWith } from "./support/transports.js";
@@ -207,18 +207,22 @@ describe.each(wires)("$name", (wire) => {
     it("deadline (timeoutMs): DEADLINE_EXCEEDED client span lasting about the timeout; server span ends", async () => {
       const timeoutMs = 150;
       const hold = new AbortController();
+      const started = performance.now();
+      let observedMs: number;
       try {
         const error = await slowCall(mc, clientOf(slow), { timeoutMs }, hold.signal, () => {});
+        observedMs = performance.now() - started;
         expectCode(error, Code.DeadlineExceeded);
       } finally {
         hold.abort();
       }
       const clientSpan = await spanOf(recorder, mc.spanName, SpanKind.CLIENT);
       expectClientStatus(wire, clientSpan, Code.DeadlineExceeded);
-      // behaviour, not performance: the span covers the wait for the deadline and ends soon after
-      // (1 ms of slack: span clock and timer clock round differently)
+      // behaviour, not performance: the span covers the wait for the deadline and has ended by the
+      // time the caller got the error, however late a busy machine fires the timer (1 ms of slack:
+      // span clock and timer clock round differently)
       expect(durationMs(clientSpan)).toBeGreaterThanOrEqual(timeoutMs - 1);
-      expect(durationMs(clientSpan)).toBeLessThan(timeoutMs + 1500);
+      expect(durationMs(clientSpan)).toBeLessThanOrEqual(observedMs + 1);
       // the server's own deadline or the client's reset, whichever comes first; never a server fault
       const serverSpan = await spanOf(recorder, mc.spanName, SpanKind.SERVER);
       expect([statusName(wire, Code.DeadlineExceeded), statusName(wire, Code.Canceled)]).toContain(
@@ -305,7 +309,7 @@ describe.each(wires)("$name", (wire) => {
               ? client.streamUsers({ pageSize: 1 })
               : client.chat(oneThenHold({ message: "a" }, hold.signal));
           // the call is made eagerly: the handler runs before anything is read
-          await within(milestones.handlerStarted.opened, 2000, "handler start");
+          await within(milestones.handlerStarted.opened, HANG_GUARD_MS, "handler start");
           await stream[Symbol.asyncIterator]().return?.();
         } finally {
           hold.abort();
@@ -335,7 +339,7 @@ describe.each(wires)("$name", (wire) => {
       it("break after two messages: the server learns of it, its span ends CANCELLED", async () => {
         await withOwnServer(async (own) => {
           await breakAfterTwo(clientOf(own));
-          const serverSpan = await spanOf(recorder, mc.spanName, SpanKind.SERVER, 1000);
+          const serverSpan = await spanOf(recorder, mc.spanName, SpanKind.SERVER);
           expect(serverSpan.attributes["rpc.status_code"]).toBe(statusName(wire, Code.Canceled));
           expect(recorder.endCalls(serverSpan)).toBe(1);
         });
@@ -344,7 +348,7 @@ describe.each(wires)("$name", (wire) => {
       it("iterator return() before the first read: the server span ends CANCELLED", async () => {
         await withOwnServer(async (own) => {
           await returnBeforeRead(clientOf(own));
-          const serverSpan = await spanOf(recorder, mc.spanName, SpanKind.SERVER, 1000);
+          const serverSpan = await spanOf(recorder, mc.spanName, SpanKind.SERVER);
           expect(serverSpan.attributes["rpc.status_code"]).toBe(statusName(wire, Code.Canceled));
         });
       });
@@ -359,7 +363,7 @@ describe.each(wires)("$name", (wire) => {
         const firstRequest: Latch = milestones.firstRequest;
         async function* failingRequests() {
           yield { name: "a", message: "a" };
-          await within(firstRequest.opened, 2000, "first request on the server");
+          await within(firstRequest.opened, HANG_GUARD_MS, "first request on the server");
           throw new Error("source failed");
         }
         let error: unknown;

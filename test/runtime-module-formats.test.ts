@@ -10,7 +10,13 @@ import {
   removeUserDir,
   userEnv,
 } from "./support/packed-project.js";
-import { requireDist, runOk, writeTree } from "./support/plugin-harness.js";
+import {
+  PROCESS_HANG_GUARD_MS,
+  PROCESS_TEST_TIMEOUT_MS,
+  requireDist,
+  runOk,
+  writeTree,
+} from "./support/plugin-harness.js";
 
 /**
  * One instance of each peer in CommonJS and in ESM apps. The runtime ships an ESM and a CommonJS
@@ -172,13 +178,13 @@ beforeAll(async () => {
       await runOk("npx", ["buf", "generate", "--template", `buf.gen.${dir}.yaml`], {
         cwd: project,
         env: offlineEnv(work),
-        timeoutMs: 60_000,
+        timeoutMs: PROCESS_HANG_GUARD_MS,
       });
       const loadedFile = path.join(work, `${dir}-loaded.json`);
       const ran = await runOk(process.execPath, ["--import", "../record-loads.mjs", "main.js"], {
         cwd: path.join(project, dir),
         env: userEnv({ LOADED_MODULES_FILE: loadedFile }),
-        timeoutMs: 60_000,
+        timeoutMs: PROCESS_HANG_GUARD_MS,
       });
       const line = ran.stdout.split("\n").find((l) => l.startsWith(MARKER));
       if (line === undefined) throw new Error(`the ${format} app printed no result:\n${ran.stdout}\n${ran.stderr}`);
@@ -190,9 +196,9 @@ beforeAll(async () => {
   } catch (e) {
     setupError = e instanceof Error ? e : new Error(String(e));
   }
-}, 420_000);
+}, PROCESS_TEST_TIMEOUT_MS);
 
-afterAll(() => removeUserDir(work), 60_000);
+afterAll(() => removeUserDir(work), PROCESS_TEST_TIMEOUT_MS);
 
 function result(format: Format): { app: AppResult; loaded: string[] } {
   if (setupError !== undefined) throw setupError;

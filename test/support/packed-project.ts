@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
-import { pluginDir, type RunResult, repoRoot, runOk, runtimeDir } from "./plugin-harness.js";
+import { PROCESS_HANG_GUARD_MS, pluginDir, type RunResult, repoRoot, runOk, runtimeDir } from "./plugin-harness.js";
 
 /**
  * Projects of a user, outside the repository: the two workspaces packed with `npm pack`, installed
@@ -101,7 +101,7 @@ export async function packWorkspaces(dest: string): Promise<PackedWorkspaces> {
     const res = await runOk("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", dest], {
       cwd: dir,
       env: userEnv(),
-      timeoutMs: 60_000,
+      timeoutMs: PROCESS_HANG_GUARD_MS,
     });
     const [info] = JSON.parse(res.stdout) as {
       name: string;
@@ -131,7 +131,7 @@ export async function installSpecs(names: readonly string[], packed: PackedWorks
 }
 
 /** `npm <args>` in `cwd` for a user's project, preferring the local cache; throws unless it exits 0. */
-export function npm(cwd: string, args: readonly string[], timeoutMs = 180_000): Promise<RunResult> {
+export function npm(cwd: string, args: readonly string[], timeoutMs = PROCESS_HANG_GUARD_MS): Promise<RunResult> {
   return runOk("npm", [...args, "--prefer-offline", "--no-audit", "--no-fund", "--no-update-notifier"], {
     cwd,
     env: userEnv(),
@@ -171,7 +171,7 @@ interface LsNode {
  */
 export async function installedCopies(project: string, omitDev = false): Promise<Map<string, Set<string>>> {
   const args = ["ls", "--all", "--json", "--long", ...(omitDev ? ["--omit=dev"] : [])];
-  const res = await runOk("npm", args, { cwd: project, env: userEnv(), timeoutMs: 60_000 });
+  const res = await runOk("npm", args, { cwd: project, env: userEnv(), timeoutMs: PROCESS_HANG_GUARD_MS });
   const copies = new Map<string, Set<string>>();
   const walk = (deps: Record<string, LsNode> | undefined) => {
     for (const [name, node] of Object.entries(deps ?? {})) {

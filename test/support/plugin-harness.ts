@@ -53,6 +53,20 @@ export function childEnv(extraPath: readonly string[] = [], extra: NodeJS.Proces
   return env;
 }
 
+/**
+ * How long a child process of a test (buf, protoc, a plugin, tsc, node, npm) may run before the
+ * test calls it hung: sized for a first run on a 2-core machine that runs other CPU-heavy work at
+ * the same time. A guard against hangs, never a speed check: processes end when they are done.
+ */
+export const PROCESS_HANG_GUARD_MS = 10 * 60_000;
+
+/**
+ * Timeout of a vitest test or hook whose work runs child processes one after another (a few at
+ * most): the process guard plus a margin, so that a hung process is reported by the process guard,
+ * with its output, rather than by vitest.
+ */
+export const PROCESS_TEST_TIMEOUT_MS = 2 * PROCESS_HANG_GUARD_MS + 60_000;
+
 /** What a finished child process left behind. */
 export interface RunResult {
   readonly code: number | null;
@@ -66,14 +80,14 @@ export interface RunResult {
 export interface RunOptions {
   readonly cwd?: string;
   readonly env?: NodeJS.ProcessEnv;
-  /** Kill the process (SIGKILL) after this many milliseconds. Default 60 000. */
+  /** Kill the process (SIGKILL) after this many milliseconds, a hang guard. Default {@link PROCESS_HANG_GUARD_MS}. */
   readonly timeoutMs?: number;
   readonly input?: Uint8Array;
 }
 
 /** Runs `command args` without a shell and collects its output; never rejects on a non-zero exit. */
 export function run(command: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-  const timeoutMs = options.timeoutMs ?? 60_000;
+  const timeoutMs = options.timeoutMs ?? PROCESS_HANG_GUARD_MS;
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       cwd: options.cwd ?? repoRoot,

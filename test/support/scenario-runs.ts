@@ -3,7 +3,7 @@ import type { CallControl, CallOutcome } from "./call-outcomes.js";
 import { observeCall } from "./call-outcomes.js";
 import type { HandlerView, Scenario } from "./scenario-service.js";
 import { scenarioHeaders, viewsOf } from "./scenario-service.js";
-import { within } from "./signals.js";
+import { HANG_GUARD_MS, within } from "./signals.js";
 import { waitFor } from "./tracing.js";
 import type { MethodCase, UserClient } from "./user-calls.js";
 
@@ -37,8 +37,8 @@ export interface StepOutcome {
 
 /**
  * Runs `step` once on `side` with {@link observeCall}. A mid-call cancel aborts after the first
- * response message of a response stream, else once the handler has read the first request
- * (polling at most 2000 ms for it). Waits (at most 2000 ms) until the call's handlers finished.
+ * response message of a response stream, else once the handler has read the first request.
+ * Waits until the call's handlers finished. Waits are bounded by {@link HANG_GUARD_MS}.
  *
  * @throws Error if the handler never progresses or never finishes within those bounds.
  */
@@ -61,7 +61,7 @@ export async function runStep(side: ScenarioSide, mc: MethodCase, step: Step): P
     progress = (async () => {
       try {
         await waitFor(() => own().length > 0);
-        await within((own()[0] as HandlerView).progressed.opened, 2000, "handler progress");
+        await within((own()[0] as HandlerView).progressed.opened, HANG_GUARD_MS, "handler progress");
       } finally {
         controller.abort();
       }
@@ -71,7 +71,7 @@ export async function runStep(side: ScenarioSide, mc: MethodCase, step: Step): P
   const call = await observeCall(mc, side.client(), control);
   await progress;
   const mine = own();
-  await within(Promise.all(mine.map((v) => v.finished.opened)), 2000, "handler end");
+  await within(Promise.all(mine.map((v) => v.finished.opened)), HANG_GUARD_MS, "handler end");
   // forget finished handlers; a late one of an earlier call stays until it finishes
   side.views.splice(0, side.views.length, ...side.views.filter((v) => !v.finished.isOpen));
   if (step.cancel === "before-call") return { call };

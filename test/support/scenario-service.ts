@@ -3,7 +3,7 @@ import { type Code, ConnectError, encodeBinaryHeader } from "@connectrpc/connect
 import { context, propagation } from "@opentelemetry/api";
 import { UserResponseSchema, type UserService } from "../../generated/user/v1/user_pb.js";
 import type { Latch } from "./signals.js";
-import { aborted, createLatch } from "./signals.js";
+import { aborted, createLatch, delay } from "./signals.js";
 
 /**
  * What a handler of the scenario service does, chosen per call by the request header
@@ -18,13 +18,17 @@ import { aborted, createLatch } from "./signals.js";
  * - `hold`: exchanges the first message (reads the first request; response streams yield one
  *   message), then waits until `HandlerContext.signal` aborts and throws its reason, as a
  *   well-behaved slow handler does. Never ends on its own.
+ * - `sleep`: exchanges the first message, then sleeps `ms` milliseconds without looking at
+ *   `HandlerContext.signal` (the interop server of `timeout_on_sleeping_server`), then goes on as
+ *   `ok`: reads the remaining requests and answers.
  *
  * Every handler sets the response headers and trailers of {@link setResponseMetadata} first.
  */
 export type Scenario =
   | { readonly kind: "ok" }
   | { readonly kind: "fail"; readonly code: Code | "plain"; readonly when: "before" | "after-first" }
-  | { readonly kind: "hold" };
+  | { readonly kind: "hold" }
+  | { readonly kind: "sleep"; readonly ms: number };
 
 /** Request header carrying the JSON {@link Scenario}; a missing header means `ok`. */
 export const SCENARIO_HEADER = "x-scenario";
@@ -116,6 +120,15 @@ async function holdUntilAborted(ctx: HandlerContext): Promise<never> {
 }
 
 /**
+ * What `hold` and `sleep` scenarios do once the first message was exchanged: wait for the abort
+ * and throw its reason, or sleep through it; nothing for the other scenarios.
+ */
+async function afterFirst(scenario: Scenario, ctx: HandlerContext): Promise<void> {
+  if (scenario.kind === "hold") await holdUntilAborted(ctx);
+  if (scenario.kind === "sleep") await delay(scenario.ms);
+}
+
+/**
  * A UserService whose every call follows the {@link Scenario} in its request headers and pushes a
  * {@link HandlerView} onto `views` when it starts.
  */
@@ -145,7 +158,7 @@ export function createScenarioService(views: HandlerView[]): ServiceImpl<typeof 
         view.requests.push(req);
         view.progressed.open();
         failAt(scenario, "before", true);
-        if (scenario.kind === "hold") await holdUntilAborted(ctx);
+        await afterFirst(scenario, ctx);
         return { id: req.userId, name: `user-${req.userId}`, email: "ünïcode@example.com" };
       } finally {
         close(view, ctx);
@@ -159,7 +172,7 @@ export function createScenarioService(views: HandlerView[]): ServiceImpl<typeof 
         yield { id: 1, name: "user-1" };
         view.progressed.open();
         failAt(scenario, "after-first");
-        if (scenario.kind === "hold") await holdUntilAborted(ctx);
+        await afterFirst(scenario, ctx);
         for (let i = 2; i <= req.pageSize; i++) yield { id: i, name: `user-${i}` };
       } finally {
         close(view, ctx);
@@ -175,7 +188,7 @@ export function createScenarioService(views: HandlerView[]): ServiceImpl<typeof 
           if (view.requests.length > 1) continue;
           view.progressed.open();
           failAt(scenario, "after-first");
-          if (scenario.kind === "hold") await holdUntilAborted(ctx);
+          await afterFirst(scenario, ctx);
         }
         return { count: view.requests.length };
       } finally {
@@ -192,7 +205,7 @@ export function createScenarioService(views: HandlerView[]): ServiceImpl<typeof 
           if (view.requests.length > 1) continue;
           view.progressed.open();
           failAt(scenario, "after-first");
-          if (scenario.kind === "hold") await holdUntilAborted(ctx);
+          await afterFirst(scenario, ctx);
         }
       } finally {
         close(view, ctx);

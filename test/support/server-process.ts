@@ -4,6 +4,7 @@ import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import type { Transport } from "@connectrpc/connect";
 import type { Wire } from "./servers.js";
+import { HANG_GUARD_MS } from "./signals.js";
 import { transportWith } from "./transports.js";
 
 /** The scenario service served by a child process on loopback, for faults a process has: being killed. */
@@ -20,11 +21,12 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 
 /**
  * Starts `server-process-main.ts` with the running Node (`process.execPath --import tsx`) for
- * `wire` and waits (at most `timeoutMs`, default 15000 ms) for the line naming its base URL.
+ * `wire` and waits (at most `timeoutMs`, a hang guard, {@link HANG_GUARD_MS} by default) for the
+ * line naming its base URL.
  *
  * @throws Error if the child exits or stays silent before it listens.
  */
-export async function startServerProcess(wire: Wire, timeoutMs = 15_000): Promise<ServerProcess> {
+export async function startServerProcess(wire: Wire, timeoutMs = HANG_GUARD_MS): Promise<ServerProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", main, JSON.stringify(wire)], {
     cwd: root,
     // the child exits when this pipe closes, which it does when this process ends

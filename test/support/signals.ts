@@ -1,3 +1,10 @@
+/**
+ * How long a test waits for something that must happen (a span to end, a handler to start, a
+ * condition to hold) before it reports a hang: a guard sized for a 2-core machine that runs other
+ * CPU-heavy work at the same time, never a speed check. Waits end as soon as the thing happens.
+ */
+export const HANG_GUARD_MS = 15_000;
+
 /** A one-shot flag that tests and handlers await: `open()` resolves `opened`. */
 export interface Latch {
   readonly opened: Promise<void>;

@@ -2,6 +2,7 @@ import type { Attributes, Context, Tracer } from "@opentelemetry/api";
 import { SpanKind } from "@opentelemetry/api";
 import type { ReadableSpan, Sampler, Span, SpanProcessor } from "@opentelemetry/sdk-trace";
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
+import { HANG_GUARD_MS } from "./signals.js";
 import { waitFor } from "./tracing.js";
 
 /**
@@ -30,8 +31,8 @@ export interface SpanRecorder {
   /** Names of spans started and not yet ended. */
   openSpans(): string[];
   /**
-   * Waits (bounded) until every started span has ended, then throws if any span had `end()` called
-   * more than once or was exported twice.
+   * Waits (bounded by a hang guard, {@link HANG_GUARD_MS} by default) until every started span has
+   * ended, then throws if any span had `end()` called more than once or was exported twice.
    */
   settle(timeoutMs?: number): Promise<void>;
   /** Forgets finished spans and the audit. */
@@ -89,7 +90,7 @@ export function createSpanRecorder(options?: { sampler?: Sampler; processors?: S
     startAttributes: (span) => auditOf(span).startAttributes,
     endCalls: (span) => auditOf(span).endCalls,
     openSpans,
-    async settle(timeoutMs = 3000) {
+    async settle(timeoutMs = HANG_GUARD_MS) {
       try {
         await waitFor(() => openSpans().length === 0, timeoutMs);
       } catch {
@@ -113,14 +114,14 @@ export function createSpanRecorder(options?: { sampler?: Sampler; processors?: S
 }
 
 /**
- * The one finished span with this name and kind, waiting (bounded) for it: a server span can end
- * after the client call returned, for cancelled and failed calls.
+ * The one finished span with this name and kind, waiting for it (bounded by a hang guard,
+ * {@link HANG_GUARD_MS} by default): a server span can end after the client call returned.
  */
 export async function spanOf(
   recorder: SpanRecorder,
   name: string,
   kind: number,
-  timeoutMs = 2000,
+  timeoutMs = HANG_GUARD_MS,
 ): Promise<ReadableSpan> {
   const find = () => recorder.spans().filter((s) => s.name === name && s.kind === kind);
   try {

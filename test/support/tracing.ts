@@ -4,6 +4,7 @@ import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-ho
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace";
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
+import { HANG_GUARD_MS } from "./signals.js";
 
 /**
  * A tracer provider that keeps finished spans in memory, with AsyncLocalStorage context and the
@@ -58,8 +59,8 @@ export function isChildOf(child: ReadableSpan, parent: ReadableSpan | SpanContex
   return child.parentSpanContext?.spanId === p.spanId && child.spanContext().traceId === p.traceId;
 }
 
-/** Waits until `predicate` holds, polling every 5 ms for at most `timeoutMs` (default 2000 ms). */
-export async function waitFor(predicate: () => boolean, timeoutMs = 2000): Promise<void> {
+/** Waits until `predicate` holds, polling every 5 ms for at most `timeoutMs` (a hang guard, {@link HANG_GUARD_MS}). */
+export async function waitFor(predicate: () => boolean, timeoutMs = HANG_GUARD_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!predicate()) {
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);

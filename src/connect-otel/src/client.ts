@@ -10,7 +10,7 @@ import { filterAllows } from "./call-filter.js";
 import type { TracingConfig } from "./config.js";
 import { resolveTracingConfig } from "./config.js";
 import { headerSetter } from "./header-carrier.js";
-import { ClientResponseStream, RecordedMessages } from "./message-streams.js";
+import { ClientResponseStream, recordMessages } from "./message-streams.js";
 import type { MethodPlan, RpcSystem } from "./method-plan.js";
 import { createMethodPlan, systemOfContentType, systemOfWireProtocol } from "./method-plan.js";
 import type { AnyMethodFacts, ServiceTable } from "./method-table.js";
@@ -233,7 +233,7 @@ function createClientStreamingFn(
 ) {
   return async (request: AsyncIterable<AnyInit>, options?: CallOptions) => {
     const { call, headers } = startCall(setup, m, options, undefined);
-    const input = new RecordedMessages(request, call, "SENT", method.input);
+    const input = recordMessages(request, call, "SENT", method.input);
     try {
       const response = await openStream(setup, call, method, headers, input, options);
       call.learnSystem(systemOfContentType(response.header.get("content-type")));
@@ -273,7 +273,7 @@ function createBiDiStreamingFn(
 ) {
   return (request: AsyncIterable<AnyInit>, options?: CallOptions) => {
     const { call, headers } = startCall(setup, m, options, undefined);
-    const input = new RecordedMessages(request, call, "SENT", method.input);
+    const input = recordMessages(request, call, "SENT", method.input);
     const abandon = new AbortController();
     const pending = openStream(setup, call, method, headers, input, options, abandon);
     return new ClientResponseStream(pending, call, method.output, options, abandon);

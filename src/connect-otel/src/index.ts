@@ -12,6 +12,7 @@ export { createTracedClient } from "./client.js";
 export { DEFAULT_MAX_MESSAGE_EVENTS, INSTRUMENTATION_SCOPE, semconvFromEnv } from "./config.js";
 export { CORS_ALLOWED_TRACE_HEADERS, CORS_EXPOSED_TRACE_HEADERS } from "./cors-headers.js";
 export { enumValueName, setFieldValue } from "./field-values.js";
+export { GRPC_TRACE_BIN_HEADER, GrpcTraceBinPropagator } from "./grpc-trace-bin-propagator.js";
 export type { MethodHooks, ServiceHooks, StreamedMessage, StreamedMessageOf } from "./hooks.js";
 export { SENSITIVE_METADATA } from "./metadata-capture.js";
 export type {

@@ -4,58 +4,63 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { context } from "@opentelemetry/api";
 import { systemOfContentType } from "./method-plan.js";
 import type { MessageDirection, RpcCall } from "./rpc-call.js";
+import type { ServerCallEnd } from "./server-call-end.js";
 
 /**
  * A request stream that records every message it yields on the call (`SENT` on a client,
- * `RECEIVED` on a server). It pulls from the source only when its consumer pulls, and forwards
- * `return()` and `throw()`, so back-pressure and early exits behave as without it.
+ * `RECEIVED` on a server), with the shape of `source` so that connect treats it exactly as it
+ * treats `source` (tracing never changes a call's result):
+ *
+ * - the source's iterator is made when the consumer asks for this stream's iterator, and what its
+ *   `[Symbol.asyncIterator]()` throws reaches the consumer then;
+ * - the iterator has `return()` and `throw()` exactly when the source's iterator has them, and
+ *   forwards them (connect's client transports refuse a request iterator without `throw()`, with
+ *   INTERNAL "AsyncIterable does not implement throw");
+ * - it pulls from the source only when its consumer pulls;
+ * - a `source` that is not an async iterable (an array, a sync generator) is returned as it is:
+ *   connect fails the call with its own error.
  */
-export class RecordedMessages<T> implements AsyncIterable<T>, AsyncIterator<T> {
-  private iterator: AsyncIterator<T> | undefined;
-
-  constructor(
-    private readonly source: AsyncIterable<T>,
-    private readonly call: RpcCall,
-    private readonly direction: MessageDirection,
-    private readonly schema: DescMessage,
-  ) {}
-
-  [Symbol.asyncIterator](): AsyncIterator<T> {
-    return this;
-  }
-
-  async next(): Promise<IteratorResult<T>> {
-    this.iterator ??= this.source[Symbol.asyncIterator]();
-    const result = await this.iterator.next();
-    if (result.done !== true) this.call.message(this.direction, this.schema, result.value);
-    return result;
-  }
-
-  async return(value?: unknown): Promise<IteratorResult<T>> {
-    const it = this.iterator;
-    if (it?.return) return it.return(value);
-    return { done: true, value: value as T };
-  }
-
-  async throw(error?: unknown): Promise<IteratorResult<T>> {
-    const it = this.iterator;
-    if (it?.throw) return it.throw(error);
-    throw error;
-  }
+export function recordMessages<T>(
+  source: AsyncIterable<T>,
+  call: RpcCall,
+  direction: MessageDirection,
+  schema: DescMessage,
+): AsyncIterable<T> {
+  const candidate = source as { [Symbol.asyncIterator]?: unknown } | null | undefined;
+  if (typeof candidate?.[Symbol.asyncIterator] !== "function") return source;
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<T> {
+      const it = source[Symbol.asyncIterator]();
+      const record = (result: IteratorResult<T>): IteratorResult<T> => {
+        if (result.done !== true) call.message(direction, schema, result.value);
+        return result;
+      };
+      const recorded: AsyncIterator<T> = {
+        // a next() that throws synchronously throws to the consumer as the source's would
+        next: () => Promise.resolve(it.next()).then(record),
+      };
+      const { return: returnFn, throw: throwFn } = it;
+      if (typeof returnFn === "function") recorded.return = (value?: unknown) => returnFn.call(it, value);
+      if (typeof throwFn === "function") recorded.throw = (error?: unknown) => throwFn.call(it, error);
+      return recorded;
+    },
+  };
 }
 
 /**
  * The response stream of a traced streaming handler. Every step of the handler's iterator runs
  * with the server span active — an async generator's body runs when it is iterated, not when the
  * handler is called, so wrapping the call alone would lose the context. Records a `SENT` event per
- * message and ends the span on completion (OK), on error (its code; INTERNAL for a non-ConnectError,
- * as connect answers it), or when the framework stops iterating (CANCELLED).
+ * message and tells `end` how the handler finished: its stream ended, it threw (or connect reported
+ * a failed write into it with `throw()`), or connect stopped iterating (`return()`: the client
+ * went away); `end` decides the span's status (see `ServerCallEnd`).
  */
 export class HandlerResponseStream<T> implements AsyncIterable<T>, AsyncIterator<T> {
   constructor(
     private readonly iterator: AsyncIterator<T>,
     private readonly call: RpcCall,
     private readonly schema: DescMessage,
+    private readonly end: ServerCallEnd,
   ) {}
 
   [Symbol.asyncIterator](): AsyncIterator<T> {
@@ -67,10 +72,10 @@ export class HandlerResponseStream<T> implements AsyncIterable<T>, AsyncIterator
     try {
       result = await context.with(this.call.context, this.iterator.next, this.iterator);
     } catch (error) {
-      this.call.fail(error, Code.Internal);
+      this.end.fail(error);
       throw error;
     }
-    if (result.done === true) this.call.succeed();
+    if (result.done === true) this.end.succeed();
     else this.call.message("SENT", this.schema, result.value);
     return result;
   }
@@ -81,7 +86,7 @@ export class HandlerResponseStream<T> implements AsyncIterable<T>, AsyncIterator
       if (it.return) return await context.with(this.call.context, it.return, it, value);
       return { done: true, value: value as T };
     } finally {
-      this.call.fail(undefined, Code.Canceled);
+      this.end.stopped();
     }
   }
 
@@ -91,7 +96,7 @@ export class HandlerResponseStream<T> implements AsyncIterable<T>, AsyncIterator
       if (it.throw) return await context.with(this.call.context, it.throw, it, error);
       throw error;
     } finally {
-      this.call.fail(error, Code.Internal);
+      this.end.fail(error);
     }
   }
 }

@@ -68,7 +68,9 @@ export interface TracingOptions<S extends DescService = DescService> {
   metrics?: boolean;
   /**
    * Propagator that injects into request headers (client) and extracts from them (server).
-   * Default: the global propagator, usually W3C `traceparent`/`tracestate` plus baggage.
+   * Default: the global propagator, usually W3C `traceparent`/`tracestate` plus baggage. For the
+   * OpenCensus binary `grpc-trace-bin` metadata, give `GrpcTraceBinPropagator`, alone or in a
+   * `CompositePropagator` with the W3C ones.
    */
   propagator?: TextMapPropagator;
   /** Which calls record per-message events. Default: `all`. */
@@ -190,9 +192,11 @@ export interface TracedServiceOptions<S extends DescService = DescService> exten
    * Trust boundary for internet-facing services: `true`, or a function of the call's handler
    * context that returns true, makes the server span a new root span with a link to the caller's
    * span context instead of its child, so callers cannot choose the trace id or the sampling
-   * decision; the caller's baggage is dropped too. An untraced call (filter, schema annotation) of a
-   * public endpoint runs its handler in the server's own context, not the caller's. Default: false
-   * (continue the caller's trace).
+   * decision; the caller's baggage is dropped too, also the baggage that HTTP instrumentation
+   * extracted with the caller's context before connect ran. An untraced call (filter, schema
+   * annotation) of a public endpoint runs its handler in the server's own context, not the caller's.
+   * Default: false (continue the caller's trace; under HTTP instrumentation that continued the same
+   * caller, as the child of its HTTP SERVER span).
    */
   publicEndpoint?: boolean | ((ctx: HandlerContext) => boolean);
   /**

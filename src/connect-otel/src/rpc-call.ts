@@ -1,6 +1,6 @@
 import type { DescMessage } from "@bufbuild/protobuf";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { type Code, ConnectError } from "@connectrpc/connect";
 import type { Attributes, Context, Link, Span } from "@opentelemetry/api";
 import { INVALID_SPAN_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import {
@@ -51,12 +51,8 @@ export interface SpanStart {
  * The span of one RPC and its bookkeeping: message counters, the event cap, attribute extractors
  * and hooks, and the guarantee that the span ends exactly once. Nothing here throws: a failing
  * tracer, processor, extractor or hook never reaches the RPC.
- *
- * Implements `EventListener` so a server can watch `HandlerContext.signal` without a closure per
- * call: an abort before the handler finished ends the span with the abort reason's code
- * (DEADLINE_EXCEEDED for a deadline, CANCELLED for a client that went away).
  */
-export class RpcCall implements EventListenerObject {
+export class RpcCall {
   /** Context in which the span is active: handler code and outgoing calls run in it. */
   readonly context: Context;
   private readonly recording: boolean;
@@ -251,17 +247,13 @@ export class RpcCall implements EventListenerObject {
   }
 
   /**
-   * `EventListener` of `HandlerContext.signal`, which connect aborts when the call's deadline
-   * passes on the server (DEADLINE_EXCEEDED), when the client resets the stream or the connection
-   * closes, and when the server shuts down (all three CANCELLED, as gRPC servers report a call the
-   * client abandoned, whatever reset code connect-node's client sends). Ends the span then,
-   * unless the handler finished first (connect also aborts the signal after every call).
+   * Ends the span of a server call that was cut off (see `ServerCallEnd`): DEADLINE_EXCEEDED for
+   * a deadline, CANCELLED for a client that went away or a server shutdown (as gRPC servers report
+   * a call the client abandoned, whatever reset code its client sent), with the abort reason as
+   * the error (a `ConnectError` of any code, or nothing). A no-op after the first end.
    */
-  handleEvent(event: Event): void {
-    if (this.ended) return;
-    const reason = (event.target as AbortSignal | null)?.reason;
-    const deadline = reason instanceof ConnectError && reason.code === Code.DeadlineExceeded;
-    this.end(deadline ? Code.DeadlineExceeded : Code.Canceled, reason);
+  cutOff(code: Code.DeadlineExceeded | Code.Canceled, reason: unknown): void {
+    this.end(code, reason);
   }
 
   /**

@@ -2,13 +2,14 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Context } from "@opentelemetry/api";
-import { context, trace } from "@opentelemetry/api";
+import { context, propagation, trace } from "@opentelemetry/api";
 import { ATTR_DEADLINE_REMAINING_MS } from "./attribute-names.js";
 import { filterAllows } from "./call-filter.js";
 import type { TracingConfig } from "./config.js";
 import { resolveTracingConfig } from "./config.js";
 import { headerGetter } from "./header-carrier.js";
-import { HandlerResponseStream, RecordedMessages } from "./message-streams.js";
+import { continuedServerSpan } from "./http-server-span.js";
+import { HandlerResponseStream, recordMessages } from "./message-streams.js";
 import type { MethodPlan } from "./method-plan.js";
 import { createMethodPlan, systemOfProtocolName } from "./method-plan.js";
 import type { AnyMethodFacts, ServiceTable } from "./method-table.js";
@@ -16,6 +17,7 @@ import type { TracedServiceOptions } from "./options.js";
 import type { SpanStart } from "./rpc-call.js";
 import { RpcCall } from "./rpc-call.js";
 import { authorityAttributes } from "./server-address.js";
+import { ServerCallEnd } from "./server-call-end.js";
 import { startAttributes } from "./start-attributes.js";
 import { TRACE_RESPONSE_HEADER, traceResponseValue } from "./trace-response.js";
 
@@ -35,8 +37,9 @@ interface ServerSetup {
  * which answer UNIMPLEMENTED exactly as connect's router would — runs in a SERVER span named
  * `package.Service/Method`, the child of the context extracted from the request headers with the
  * configured propagator. Handler code runs with the span active at every step, streaming handlers
- * included; `rpc.message` events are recorded; the span ends once, with the status of the call, a
- * client cancel (CANCELLED) or a deadline (DEADLINE_EXCEEDED), whichever comes first.
+ * included; `rpc.message` events are recorded; the span ends once, with the handler's status, or
+ * DEADLINE_EXCEEDED when the call's deadline passed, or CANCELLED when the client went away, in
+ * whatever order connect reports these (see `ServerCallEnd`).
  * The wrapper passes requests, results and errors through unchanged. Methods that are untraced
  * (schema annotation, `filter` option) start no span and run in the extracted context; a public
  * endpoint starts root spans linked to the caller's context.
@@ -105,13 +108,20 @@ function booleanOption(name: string, option: unknown): boolean {
 /** A server's requests are messages already: extractors read them as they are. */
 const receivedMessage = (message: unknown): unknown => message;
 
+/** One call of a traced handler: its span, and what decides how the span ends. */
+interface ServerCall {
+  readonly call: RpcCall;
+  readonly end: ServerCallEnd;
+}
+
 /**
  * Starts the SERVER span of one call — the child of the context extracted from the request
  * headers, or for a public endpoint a root span linked to it, or none for an untraced call — and
- * ends it early if the handler context is aborted. `request` is the single request of a unary or
- * server-streaming call, undefined for request streams.
+ * the {@link ServerCallEnd} that ends it: early if the call is cut off (deadline, client gone),
+ * else with the handler's outcome. `request` is the single request of a unary or server-streaming
+ * call, undefined for request streams.
  */
-function startCall(plan: MethodPlan, setup: ServerSetup, ctx: HandlerContext, request: unknown): RpcCall {
+function startCall(plan: MethodPlan, setup: ServerSetup, ctx: HandlerContext, request: unknown): ServerCall {
   const { config } = setup;
   const active = context.active();
   let extracted: Context;
@@ -121,15 +131,14 @@ function startCall(plan: MethodPlan, setup: ServerSetup, ctx: HandlerContext, re
     extracted = active;
   }
   const system = systemOfProtocolName(ctx.protocolName);
+  const isPublic = setup.isPublic(ctx);
+  const parent = callerParent(active, extracted, isPublic);
   if (!plan.traced || !filterAllows(config.filter, plan.spanName, "server", ctx.requestHeader)) {
-    // a public endpoint never continues the caller's context, also when it starts no span
-    const untracedParent = setup.isPublic(ctx) ? active : extracted;
-    return new RpcCall(plan, config, "server", system, {}, untracedParent, { traced: false });
+    const call = new RpcCall(plan, config, "server", system, {}, parent, { traced: false });
+    return { call, end: new ServerCallEnd(call, ctx, "none") };
   }
-  let parent = extracted;
   let start: SpanStart = { traced: true };
-  if (setup.isPublic(ctx)) {
-    parent = active;
+  if (isPublic) {
     const remote = trace.getSpanContext(extracted);
     const links = remote?.isRemote === true && trace.isSpanContextValid(remote) ? [{ context: remote }] : undefined;
     start = { traced: true, root: true, links };
@@ -153,8 +162,22 @@ function startCall(plan: MethodPlan, setup: ServerSetup, ctx: HandlerContext, re
     const value = traceResponseValue(call.span);
     if (value !== undefined) ctx.responseHeader.set(TRACE_RESPONSE_HEADER, value);
   }
-  ctx.signal.addEventListener("abort", call, { once: true });
-  return call;
+  return { call, end: new ServerCallEnd(call, ctx, plan.requestStreaming ? "exchange" : "handler") };
+}
+
+/**
+ * The context a server call runs in, also when it starts no span:
+ *
+ * - `extracted`, the caller's context from the request headers — with the SERVER span that HTTP
+ *   instrumentation started for this request as its active span when that span continued the same
+ *   caller (`continuedServerSpan`), so that the RPC span is its child and not its sibling;
+ * - for a public endpoint, never the caller's context: the `active` one, without the caller's
+ *   baggage when HTTP instrumentation extracted it there along with its span.
+ */
+function callerParent(active: Context, extracted: Context, isPublic: boolean): Context {
+  const httpSpan = continuedServerSpan(active, extracted);
+  if (isPublic) return httpSpan === undefined ? active : propagation.deleteBaggage(active);
+  return httpSpan === undefined ? extracted : trace.setSpan(extracted, httpSpan);
 }
 
 function wrapHandler(plan: MethodPlan, setup: ServerSetup, handler: AnyHandler): AnyHandler {
@@ -162,32 +185,32 @@ function wrapHandler(plan: MethodPlan, setup: ServerSetup, handler: AnyHandler):
   const requestStreaming = methodKind === "client_streaming" || methodKind === "bidi_streaming";
   /** The handler's input: the request, recorded, or the request stream, recording as it is read. */
   const receive = (call: RpcCall, request: unknown): unknown => {
-    if (requestStreaming) return new RecordedMessages(request as AsyncIterable<unknown>, call, "RECEIVED", input);
+    if (requestStreaming) return recordMessages(request as AsyncIterable<unknown>, call, "RECEIVED", input);
     call.message("RECEIVED", input, request);
     return request;
   };
   if (methodKind === "server_streaming" || methodKind === "bidi_streaming") {
     return (request, ctx) => {
-      const call = startCall(plan, setup, ctx, requestStreaming ? undefined : request);
-      return openResponseStream(call, handler, receive(call, request), ctx, output);
+      const started = startCall(plan, setup, ctx, requestStreaming ? undefined : request);
+      return openResponseStream(started, handler, receive(started.call, request), ctx, output);
     };
   }
   return async (request, ctx) => {
-    const call = startCall(plan, setup, ctx, requestStreaming ? undefined : request);
+    const { call, end } = startCall(plan, setup, ctx, requestStreaming ? undefined : request);
     try {
       const response = await context.with(call.context, handler, undefined, receive(call, request), ctx);
       call.message("SENT", output, response);
-      call.succeed();
+      end.succeed();
       return response;
     } catch (error) {
-      call.fail(error, Code.Internal);
+      end.fail(error);
       throw error;
     }
   };
 }
 
 function openResponseStream(
-  call: RpcCall,
+  { call, end }: ServerCall,
   handler: AnyHandler,
   input: unknown,
   ctx: HandlerContext,
@@ -197,8 +220,8 @@ function openResponseStream(
   try {
     iterable = context.with(call.context, handler, undefined, input, ctx);
   } catch (error) {
-    call.fail(error, Code.Internal);
+    end.fail(error);
     throw error;
   }
-  return new HandlerResponseStream(iterable[Symbol.asyncIterator](), call, output);
+  return new HandlerResponseStream(iterable[Symbol.asyncIterator](), call, output, end);
 }
