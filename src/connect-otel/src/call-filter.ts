@@ -38,7 +38,12 @@ const untracedPrefixes = DEFAULT_UNTRACED_SERVICES.map((service) => `${service}/
  * another service is traced. Call it from your own filter to keep the defaults.
  */
 export function defaultCallFilter(call: CallInfo): boolean {
-  return !untracedPrefixes.some((prefix) => call.method.startsWith(prefix));
+  return !isDefaultUntracedMethod(call.method);
+}
+
+/** True for a method of {@link DEFAULT_UNTRACED_SERVICES}: what {@link defaultCallFilter} leaves out. */
+export function isDefaultUntracedMethod(method: string): boolean {
+  return untracedPrefixes.some((prefix) => method.startsWith(prefix));
 }
 
 /** The filter's answer for a call; a filter that throws traces the call. */

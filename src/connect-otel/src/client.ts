@@ -9,7 +9,7 @@ import { ATTR_TIMEOUT_MS } from "./attribute-names.js";
 import { filterAllows } from "./call-filter.js";
 import type { TracingConfig } from "./config.js";
 import { resolveTracingConfig } from "./config.js";
-import { headerSetter } from "./header-carrier.js";
+import { headerSetter, recordSetter } from "./header-carrier.js";
 import { ClientResponseStream, recordMessages } from "./message-streams.js";
 import type { MethodPlan, RpcSystem } from "./method-plan.js";
 import { createMethodPlan, systemOfContentType, systemOfWireProtocol } from "./method-plan.js";
@@ -109,9 +109,14 @@ function startCall(setup: ClientSetup, m: ClientMethod, options: CallOptions | u
   const { plan } = m;
   const parent = context.active();
   const { config, system } = setup;
-  const headers = new Headers(options?.headers);
+  // A copy of the caller's headers only where something reads or keeps them: the caller's own
+  // headers, a filter asked per call, recorded request headers. Otherwise a plain object.
+  const copy =
+    options?.headers !== undefined || plan.filterDecision === undefined || config.requestHeaders.length > 0
+      ? new Headers(options?.headers)
+      : undefined;
   let call: RpcCall;
-  if (plan.traced && filterAllows(config.filter, plan.spanName, "client", headers)) {
+  if (plan.traced && (plan.filterDecision ?? filterAllows(config.filter, plan.spanName, "client", copy as Headers))) {
     const timeoutMs = options?.timeoutMs;
     const attributes = startAttributes(
       m.attributes,
@@ -120,24 +125,26 @@ function startCall(setup: ClientSetup, m: ClientMethod, options: CallOptions | u
       {
         system,
         request,
-        requestHeader: headers,
+        requestHeader: copy,
         deadline: timeoutMs !== undefined && timeoutMs > 0 ? [ATTR_TIMEOUT_MS, timeoutMs] : undefined,
       },
       m.shapeRequest,
     );
     call = new RpcCall(plan, config, "client", system, attributes, parent);
-    call.deferRequestMetadata(headers);
+    if (copy !== undefined) call.deferRequestMetadata(copy);
   } else {
     call = new RpcCall(plan, config, "client", system, {}, parent, { traced: false });
   }
+  const record: Record<string, string> | undefined = copy === undefined ? {} : undefined;
   if (m.injects) {
     try {
-      config.propagator.inject(call.context, headers, headerSetter);
+      if (copy !== undefined) config.propagator.inject(call.context, copy, headerSetter);
+      else config.propagator.inject(call.context, record, recordSetter);
     } catch {
       // a propagator that throws leaves the headers as the caller gave them
     }
   }
-  return { call, headers };
+  return { call, headers: (copy ?? record) as HeadersInit };
 }
 
 /** Ends a client call that failed, after learning the RPC system from the error's metadata. */
@@ -187,7 +194,7 @@ function openStream(
   setup: ClientSetup,
   call: RpcCall,
   method: DescMethod & { methodKind: "server_streaming" | "client_streaming" | "bidi_streaming" },
-  headers: Headers,
+  headers: HeadersInit,
   input: AsyncIterable<AnyInit>,
   options: CallOptions | undefined,
   abandon?: AbortController,

@@ -23,7 +23,7 @@ import { VERSION } from "./version.js";
  * which delegates to the registered global propagator.
  */
 export interface Propagator {
-  inject(context: Context, carrier: Headers, setter: TextMapSetter<Headers>): void;
+  inject<C>(context: Context, carrier: C, setter: TextMapSetter<C>): void;
   extract(context: Context, carrier: Headers, getter: TextMapGetter<Headers>): Context;
 }
 

@@ -25,3 +25,14 @@ export const headerSetter: TextMapSetter<Headers> = {
     carrier.set(key, value);
   },
 };
+
+/**
+ * Writes propagation fields into a plain header object, which a client passes to the transport as
+ * its `HeadersInit` when the caller gave no headers and nothing else reads them: one `Headers`
+ * fewer per call.
+ */
+export const recordSetter: TextMapSetter<Record<string, string>> = {
+  set(carrier, key, value) {
+    carrier[key] = value;
+  },
+};

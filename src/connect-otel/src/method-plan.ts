@@ -9,6 +9,7 @@ import {
   RPC_SYSTEM_NAME_VALUE_GRPC,
   RPC_SYSTEM_VALUE_CONNECT_RPC,
 } from "./attribute-names.js";
+import { defaultCallFilter, isDefaultUntracedMethod } from "./call-filter.js";
 import type { MethodMetrics } from "./call-metrics.js";
 import { createMethodMetrics } from "./call-metrics.js";
 import type { TracingConfig } from "./config.js";
@@ -35,6 +36,11 @@ export interface MethodPlan {
   readonly spanName: string;
   /** False for a method or service annotated `untraced`: its calls start no span. */
   readonly traced: boolean;
+  /**
+   * The `filter` option's answer for every call of the method, when it is known in advance (the
+   * default filter reads only the method); undefined when the filter is asked per call.
+   */
+  readonly filterDecision: boolean | undefined;
   /** True if either side streams; such spans record message totals. */
   readonly streaming: boolean;
   /** True if the client sends a stream of requests (client-streaming, bidi). */
@@ -117,6 +123,7 @@ export function createMethodPlan(
     method,
     spanName: facts.name,
     traced,
+    filterDecision: config.filter === defaultCallFilter ? !isDefaultUntracedMethod(facts.name) : undefined,
     streaming,
     requestStreaming,
     responseStreaming,

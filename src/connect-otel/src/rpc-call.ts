@@ -270,7 +270,13 @@ export class RpcCall {
     this.ended = true;
     const endTime = this.startTime !== undefined ? performance.now() : undefined;
     const isError = code !== OK && (this.side === "client" || this.plan.serverErrorCodes.has(code));
-    if (this.recording) this.safely(() => this.setStatus(code, error, isError));
+    if (this.recording) {
+      try {
+        this.setStatus(code, error, isError);
+      } catch {
+        // a span that throws is not the RPC's problem
+      }
+    }
     if (isError && error !== undefined && this.traced && this.config.exceptionLogger !== undefined) {
       this.safely(() => this.logException(error));
     }
@@ -279,7 +285,13 @@ export class RpcCall {
     } catch {
       // a span processor that throws on end is not the RPC's problem
     }
-    if (this.metrics !== undefined) this.safely(() => this.recordMetrics(code, error, isError, endTime));
+    if (this.metrics !== undefined) {
+      try {
+        this.recordMetrics(code, error, isError, endTime);
+      } catch {
+        // a meter that throws is not the RPC's problem
+      }
+    }
   }
 
   /** The call's data points, with the span's duration and the same status (semconv rpc-metrics.md). */

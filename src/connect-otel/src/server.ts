@@ -1,7 +1,7 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Context } from "@opentelemetry/api";
+import type { Attributes, Context } from "@opentelemetry/api";
 import { context, propagation, trace } from "@opentelemetry/api";
 import { ATTR_DEADLINE_REMAINING_MS } from "./attribute-names.js";
 import { filterAllows } from "./call-filter.js";
@@ -10,7 +10,7 @@ import { resolveTracingConfig } from "./config.js";
 import { headerGetter } from "./header-carrier.js";
 import { continuedServerSpan } from "./http-server-span.js";
 import { HandlerResponseStream, recordMessages } from "./message-streams.js";
-import type { MethodPlan } from "./method-plan.js";
+import type { MethodPlan, RpcSystem } from "./method-plan.js";
 import { createMethodPlan, systemOfProtocolName } from "./method-plan.js";
 import type { AnyMethodFacts, ServiceTable } from "./method-table.js";
 import type { TracedServiceOptions } from "./options.js";
@@ -133,7 +133,10 @@ function startCall(plan: MethodPlan, setup: ServerSetup, ctx: HandlerContext, re
   const system = systemOfProtocolName(ctx.protocolName);
   const isPublic = setup.isPublic(ctx);
   const parent = callerParent(active, extracted, isPublic);
-  if (!plan.traced || !filterAllows(config.filter, plan.spanName, "server", ctx.requestHeader)) {
+  if (
+    !plan.traced ||
+    !(plan.filterDecision ?? filterAllows(config.filter, plan.spanName, "server", ctx.requestHeader))
+  ) {
     const call = new RpcCall(plan, config, "server", system, {}, parent, { traced: false });
     return { call, end: new ServerCallEnd(call, ctx, "none") };
   }
@@ -145,7 +148,7 @@ function startCall(plan: MethodPlan, setup: ServerSetup, ctx: HandlerContext, re
   }
   const remaining = ctx.timeoutMs();
   const attributes = startAttributes(
-    { ...plan.startAttributes[system], ...authorityAttributes(ctx.url) },
+    serverStartAttributes(plan, system, ctx.url),
     plan,
     config,
     {
@@ -178,6 +181,33 @@ function callerParent(active: Context, extracted: Context, isPublic: boolean): C
   const httpSpan = continuedServerSpan(active, extracted);
   if (isPublic) return httpSpan === undefined ? active : propagation.deleteBaggage(active);
   return httpSpan === undefined ? extracted : trace.setSpan(extracted, httpSpan);
+}
+
+/** Start attributes by method plan, then by RPC system and request authority. */
+const startAttributeCache = new WeakMap<MethodPlan, Map<string, Attributes>>();
+
+/**
+ * The attributes a server span of `plan` starts with before the call's own (request fields,
+ * headers, deadline): the method's, and `server.address`/`server.port` from the request authority.
+ * One shared object per RPC system and authority (`http://host:port`), built once: a server is
+ * reached under few authorities; past 32 per method the cache starts over, so a caller that
+ * varies the Host header cannot grow it. Never mutate the result.
+ */
+function serverStartAttributes(plan: MethodPlan, system: RpcSystem, url: string): Attributes {
+  const slash = url.indexOf("/", url.indexOf("//") + 2);
+  const key = `${system} ${slash < 0 ? url : url.slice(0, slash)}`;
+  let cache = startAttributeCache.get(plan);
+  if (cache === undefined) {
+    cache = new Map();
+    startAttributeCache.set(plan, cache);
+  }
+  let attrs = cache.get(key);
+  if (attrs === undefined) {
+    if (cache.size >= 32) cache.clear();
+    attrs = { ...plan.startAttributes[system], ...authorityAttributes(url) };
+    cache.set(key, attrs);
+  }
+  return attrs;
 }
 
 function wrapHandler(plan: MethodPlan, setup: ServerSetup, handler: AnyHandler): AnyHandler {

@@ -9,7 +9,8 @@ export interface CallStart {
   readonly system: RpcSystem;
   /** The single request message of a unary or server-streaming call; undefined for request streams. */
   readonly request: unknown;
-  readonly requestHeader: Headers;
+  /** The request headers; present whenever request headers are recorded (`requestHeaders`). */
+  readonly requestHeader: Headers | undefined;
   /** Deadline attribute key and value in ms, or undefined when the call has no deadline. */
   readonly deadline: readonly [key: string, ms: number] | undefined;
 }
@@ -40,7 +41,9 @@ export function startAttributes(
       // an extractor that throws records nothing; the RPC goes on
     }
   }
-  if (metadata.length > 0) addRequestMetadata(attrs, metadata, call.requestHeader, config.semconv, call.system);
+  if (metadata.length > 0 && call.requestHeader !== undefined) {
+    addRequestMetadata(attrs, metadata, call.requestHeader, config.semconv, call.system);
+  }
   if (call.deadline !== undefined) attrs[call.deadline[0]] = Math.max(0, Math.round(call.deadline[1]));
   return attrs;
 }
