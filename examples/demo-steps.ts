@@ -1,5 +1,6 @@
 import type { MetricPointRecord } from "./metric-record.js";
 import type { OtlpReceiver } from "./otlp-receiver.js";
+import type { ServiceProcess } from "./processes.js";
 import type { ScenarioStep } from "./scenario.js";
 import type { SpanRecord } from "./span-record.js";
 import type { CheckResult } from "./trace-checks.js";
@@ -90,4 +91,43 @@ export function printChecks(results: readonly CheckResult[], what = "trace check
   const failed = results.filter((r) => !r.ok).length;
   console.log(`\n${what}: ${results.length - failed} of ${results.length} passed`);
   return failed;
+}
+
+/** What a demo holds while it runs, for {@link runToEnd} to release. */
+export interface DemoRun {
+  readonly processes: readonly ServiceProcess[];
+  readonly receiver: OtlpReceiver | undefined;
+  readonly watchdog: ReturnType<typeof setTimeout>;
+  /** Problems found so far; the body adds to it. */
+  readonly failures: string[];
+  /** True if the processes' output was printed as it came (`DEMO_VERBOSE=1`). */
+  readonly verbose: boolean;
+}
+
+/**
+ * Runs a demo's body, then stops its processes and receiver and its watchdog, whatever happened;
+ * prints `demo ok`, or the problems (and the processes' output unless it was printed already) and
+ * sets exit code 1. A body that throws counts as one problem.
+ */
+export async function runToEnd(run: DemoRun, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (err) {
+    run.failures.push(err instanceof Error ? err.message : String(err));
+  } finally {
+    await Promise.all(run.processes.map((p) => p.stop()));
+    await run.receiver?.close();
+    clearTimeout(run.watchdog);
+  }
+  const { failures } = run;
+  if (failures.length === 0) {
+    console.log("demo ok");
+    return;
+  }
+  console.log(`demo failed: ${failures.length} problem${failures.length === 1 ? "" : "s"}`);
+  for (const f of failures) console.log(`  ✗ ${f}`);
+  if (!run.verbose) {
+    for (const p of run.processes) console.error(p.output());
+  }
+  process.exitCode = 1;
 }

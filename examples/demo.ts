@@ -20,7 +20,7 @@
 import { writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { LOOPBACK, loopbackUrl } from "./config.js";
-import { printChecks, runStep, settledMetrics, settledSpans } from "./demo-steps.js";
+import { printChecks, runStep, runToEnd, settledMetrics, settledSpans } from "./demo-steps.js";
 import { callsInScenario, callsInSpans, checkCallMetrics, latencyRows, renderLatencyTable } from "./latency-table.js";
 import type { MetricPointRecord } from "./metric-record.js";
 import { type OtlpReceiver, startOtlpReceiver } from "./otlp-receiver.js";
@@ -92,25 +92,7 @@ if (localMetrics && receiver !== undefined) {
 }
 
 const failures: string[] = [];
-try {
-  await runDemo();
-} catch (err) {
-  failures.push(err instanceof Error ? err.message : String(err));
-} finally {
-  await Promise.all(processes.map((p) => p.stop()));
-  await receiver?.close();
-  clearTimeout(watchdog);
-}
-if (failures.length > 0) {
-  console.log(`demo failed: ${failures.length} problem${failures.length === 1 ? "" : "s"}`);
-  for (const f of failures) console.log(`  ✗ ${f}`);
-  if (!verbose) {
-    for (const p of processes) console.error(p.output());
-  }
-  process.exitCode = 1;
-} else {
-  console.log("demo ok");
-}
+await runToEnd({ processes, receiver, watchdog, failures, verbose }, () => runDemo());
 
 async function runDemo(): Promise<void> {
   const ports = new Set<number>();

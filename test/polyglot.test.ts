@@ -313,8 +313,8 @@ describe("polyglot matrix: clients {go, python, ts} × servers {go, python, ts}"
     run = await runPolyglotMatrix(build, {
       semconvOptIn: "",
       deadlineMs: DEADLINE_MS,
-      controlTries: 5,
-      controlBurst: 20,
+      controlTries: 12,
+      controlBurst: 50,
       targets: (servers) => LANGUAGES.map((server) => ({ server, ...servers[server], calls: [...MATRIX_CALLS] })),
     });
   }, RUN_TIMEOUT_MS);

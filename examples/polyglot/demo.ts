@@ -19,7 +19,7 @@
  */
 import { writeFile } from "node:fs/promises";
 import { LOOPBACK, loopbackUrl } from "../config.js";
-import { printChecks, runStep, settledSpans } from "../demo-steps.js";
+import { printChecks, runStep, runToEnd, settledSpans } from "../demo-steps.js";
 import { type OtlpReceiver, startOtlpReceiver } from "../otlp-receiver.js";
 import { freePort, type ServiceProcess } from "../processes.js";
 import { SERVICES } from "../scenario.js";
@@ -98,25 +98,7 @@ if (externalEndpoint === undefined || externalEndpoint === "") {
   });
 }
 
-try {
-  await runDemo(build);
-} catch (err) {
-  failures.push(err instanceof Error ? err.message : String(err));
-} finally {
-  await Promise.all(processes.map((p) => p.stop()));
-  await receiver?.close();
-  clearTimeout(watchdog);
-}
-if (failures.length > 0) {
-  console.log(`demo failed: ${failures.length} problem${failures.length === 1 ? "" : "s"}`);
-  for (const f of failures) console.log(`  ✗ ${f}`);
-  if (!verbose) {
-    for (const p of processes) console.error(p.output());
-  }
-  process.exitCode = 1;
-} else {
-  console.log("demo ok");
-}
+await runToEnd({ processes, receiver, watchdog, failures, verbose }, () => runDemo(build));
 
 async function runDemo(build: PolyglotBuild): Promise<void> {
   const ports = new Set<number>();

@@ -1,3 +1,4 @@
+import { Code } from "@connectrpc/connect";
 import { rpcStatusCode, type SpanRecord } from "../span-record.js";
 
 /**
@@ -8,26 +9,20 @@ import { rpcStatusCode, type SpanRecord } from "../span-record.js";
  * (semconv v1.26–v1.37).
  */
 
-/** Canonical gRPC status names (grpc/doc/statuscodes.md), index = code. */
-export const GRPC_STATUS_NAMES = [
+/**
+ * Canonical gRPC status names (grpc/doc/statuscodes.md), index = code: connect's `Code` members,
+ * whose numbers are gRPC's, in gRPC's spelling (`NotFound` is `NOT_FOUND`, `Canceled` `CANCELLED`).
+ */
+export const GRPC_STATUS_NAMES: readonly string[] = [
   "OK",
-  "CANCELLED",
-  "UNKNOWN",
-  "INVALID_ARGUMENT",
-  "DEADLINE_EXCEEDED",
-  "NOT_FOUND",
-  "ALREADY_EXISTS",
-  "PERMISSION_DENIED",
-  "RESOURCE_EXHAUSTED",
-  "FAILED_PRECONDITION",
-  "ABORTED",
-  "OUT_OF_RANGE",
-  "UNIMPLEMENTED",
-  "INTERNAL",
-  "UNAVAILABLE",
-  "DATA_LOSS",
-  "UNAUTHENTICATED",
-] as const;
+  ...Array.from({ length: Code.Unauthenticated }, (_, i) =>
+    i + 1 === Code.Canceled
+      ? "CANCELLED"
+      : String(Code[i + 1])
+          .replace(/([a-z])([A-Z])/g, "$1_$2")
+          .toUpperCase(),
+  ),
+];
 
 /**
  * The canonical name of a gRPC status code, `OK` for undefined (a call that succeeded); connect's
