@@ -15,7 +15,7 @@ import {
 } from "./attribute-names.js";
 import type { SemconvMode } from "./options.js";
 import type { StatusCode } from "./status-codes.js";
-import { connectStatusName, grpcStatusName, OK } from "./status-codes.js";
+import { OK, statusName } from "./status-codes.js";
 
 /** Which end of a call the instruments measure. */
 type Side = "client" | "server";
@@ -39,7 +39,6 @@ export const CALL_DURATION_BUCKETS_S: readonly number[] = [
  */
 export interface SideMetrics {
   readonly side: Side;
-  readonly semconv: SemconvMode;
   readonly callDuration: Histogram | undefined;
   readonly legacy:
     | {
@@ -71,7 +70,6 @@ export function createSideMetrics(
       meter.createHistogram(name, { unit, description });
     return {
       side,
-      semconv,
       callDuration: stable
         ? meter.createHistogram(side === "client" ? METRIC_RPC_CLIENT_CALL_DURATION : METRIC_RPC_SERVER_CALL_DURATION, {
             unit: "s",
@@ -176,7 +174,7 @@ export function createMethodMetrics(
     const key = `${system}|${code}|${errorType ?? ""}`;
     let found = cache.get(key);
     if (found === undefined) {
-      const name = system === "connect" ? connectStatusName(code) : grpcStatusName(code);
+      const name = statusName(system, code);
       const stable: Attributes = { [ATTR_RPC_METHOD]: method, [ATTR_RPC_STATUS_CODE]: name, ...where };
       if (system !== "unknown") {
         stable[ATTR_RPC_SYSTEM_NAME] =

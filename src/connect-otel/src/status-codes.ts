@@ -32,6 +32,15 @@ export function connectStatusName(code: StatusCode): string {
 }
 
 /**
+ * The status code name an RPC system records for `code` (semconv docs/rpc/grpc.md, connect-rpc.md):
+ * the Connect code string for the Connect protocol, the gRPC name otherwise (also while a client
+ * does not know the system yet).
+ */
+export function statusName(system: "grpc" | "connect" | "unknown", code: StatusCode): string {
+  return system === "connect" ? connectStatusName(code) : grpcStatusName(code);
+}
+
+/**
  * Codes that make a server span an Error (semconv docs/rpc/grpc.md and connect-rpc.md, "server"
  * status): UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS. Every other
  * code leaves a server span's status Unset. On a client span every code but OK is an Error.
