@@ -21,7 +21,7 @@ import { startServer, wires } from "./support/servers.js";
 import { createSpanRecorder, spanOf } from "./support/span-recorder.js";
 import { installTestTracing, isChildOf } from "./support/tracing.js";
 import { collect, methodCasesFor, withParent } from "./support/user-calls.js";
-import { createUserImpl } from "./support/user-impl.js";
+import { createProbedUserImpl } from "./support/user-impl.js";
 
 // The `filter` option over real sockets: which calls get spans on each side, what the filter is
 // given, and that an untraced call still carries the trace context to the handler.
@@ -92,25 +92,7 @@ const healthImpl: ServiceImpl<typeof Health> = {
 
 /** A UserService that notes the active span context at the start of every handler. */
 function notingUserImpl(): ServiceImpl<typeof UserService> {
-  const base = createUserImpl();
-  return {
-    async fetchUser(req, ctx) {
-      note("FetchUser");
-      return base.fetchUser(req, ctx);
-    },
-    async *streamUsers(req, ctx) {
-      note("StreamUsers");
-      yield* base.streamUsers(req, ctx);
-    },
-    async createUsers(reqs, ctx) {
-      note("CreateUsers");
-      return base.createUsers(reqs, ctx);
-    },
-    async *chat(reqs, ctx) {
-      note("Chat");
-      yield* base.chat(reqs, ctx);
-    },
-  };
+  return createProbedUserImpl((method) => note(method));
 }
 
 /** Spans of `name` of the current test, of any kind. */

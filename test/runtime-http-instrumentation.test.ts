@@ -1,7 +1,7 @@
 import * as http from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
-import type { ConnectRouter, HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { expressConnectMiddleware } from "@connectrpc/connect-express";
 import type { BaggageEntry } from "@opentelemetry/api";
 import { context, propagation, SpanKind } from "@opentelemetry/api";
@@ -18,7 +18,7 @@ import { installTestTracing, isChildOf } from "./support/tracing.js";
 import { transportWith } from "./support/transports.js";
 import type { MethodCase, UserClient } from "./support/user-calls.js";
 import { methodCasesFor, withParent } from "./support/user-calls.js";
-import { createUserImpl } from "./support/user-impl.js";
+import { createProbedUserImpl } from "./support/user-impl.js";
 
 // With `@opentelemetry/instrumentation-http` active — what `getNodeAutoInstrumentations()` users
 // have — an HTTP/1.1 request gets an HTTP SERVER span that continues the caller's context before
@@ -44,26 +44,7 @@ const seenBaggage: [string, BaggageEntry][][] = [];
 
 /** createUserImpl() whose handlers note the baggage they see. */
 function probedImpl(): ServiceImpl<typeof UserService> {
-  const base = createUserImpl();
-  const note = (_ctx: HandlerContext) => seenBaggage.push(propagation.getActiveBaggage()?.getAllEntries() ?? []);
-  return {
-    async fetchUser(req, ctx) {
-      note(ctx);
-      return base.fetchUser(req, ctx);
-    },
-    async *streamUsers(req, ctx) {
-      note(ctx);
-      yield* base.streamUsers(req, ctx);
-    },
-    async createUsers(reqs, ctx) {
-      note(ctx);
-      return base.createUsers(reqs, ctx);
-    },
-    async *chat(reqs, ctx) {
-      note(ctx);
-      yield* base.chat(reqs, ctx);
-    },
-  };
+  return createProbedUserImpl(() => seenBaggage.push(propagation.getActiveBaggage()?.getAllEntries() ?? []));
 }
 
 const routesWith =

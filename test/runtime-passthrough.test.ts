@@ -13,7 +13,7 @@ import { createSpanRecorder, spanOf } from "./support/span-recorder.js";
 import { installTestTracing } from "./support/tracing.js";
 import type { Exchange, MethodCase, UserClient } from "./support/user-calls.js";
 import { errorOf, iterate, methodCasesFor } from "./support/user-calls.js";
-import { createUserImpl, ERROR_BASE, THROW_TYPE_ERROR } from "./support/user-impl.js";
+import { createProbedUserImpl, createUserImpl, ERROR_BASE, THROW_TYPE_ERROR } from "./support/user-impl.js";
 
 // Tracing never changes the RPC: results, headers, trailers, errors and the request headers the
 // server sees (but for the propagation fields) are those of connect without tracing.
@@ -33,31 +33,13 @@ function stable(headers: Headers | undefined): [string, string][] {
  * the request header `x-req` and records the request headers it saw.
  */
 function headerImpl(seen: Headers[]): ServiceImpl<typeof UserService> {
-  const base = createUserImpl();
   const mark = (ctx: { requestHeader: Headers; responseHeader: Headers; responseTrailer: Headers }) => {
     seen.push(new Headers(ctx.requestHeader));
     ctx.responseHeader.set("x-user-header", "h");
     ctx.responseHeader.set("x-echo", ctx.requestHeader.get("x-req") ?? "none");
     ctx.responseTrailer.set("x-user-trailer", "t");
   };
-  return {
-    async fetchUser(req, ctx) {
-      mark(ctx);
-      return base.fetchUser(req, ctx);
-    },
-    async *streamUsers(req, ctx) {
-      mark(ctx);
-      yield* base.streamUsers(req, ctx);
-    },
-    async createUsers(reqs, ctx) {
-      mark(ctx);
-      return base.createUsers(reqs, ctx);
-    },
-    async *chat(reqs, ctx) {
-      mark(ctx);
-      yield* base.chat(reqs, ctx);
-    },
-  };
+  return createProbedUserImpl((_method, ctx) => mark(ctx));
 }
 
 interface Observed {

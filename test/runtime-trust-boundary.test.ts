@@ -17,7 +17,7 @@ import { callSpans, createSpanRecorder, spanOf } from "./support/span-recorder.j
 import { installTestTracing, isChildOf, waitFor } from "./support/tracing.js";
 import type { MethodCase } from "./support/user-calls.js";
 import { methodCasesFor, withParent } from "./support/user-calls.js";
-import { createUserImpl } from "./support/user-impl.js";
+import { createProbedUserImpl, createUserImpl } from "./support/user-impl.js";
 
 // Server-only options over real sockets: publicEndpoint makes the server span a new root linked to
 // the caller's span and drops the caller's baggage; traceResponse names the server span in a
@@ -49,7 +49,6 @@ const seen: Seen[] = [];
  * `createUserImpl()`.
  */
 function probedImpl(nested: () => Promise<void>): ServiceImpl<typeof UserService> {
-  const base = createUserImpl();
   const probe = async (ctx: HandlerContext) => {
     seen.push({
       spanContext: trace.getActiveSpan()?.spanContext(),
@@ -57,24 +56,7 @@ function probedImpl(nested: () => Promise<void>): ServiceImpl<typeof UserService
     });
     if (ctx.requestHeader.has(NESTED)) await nested();
   };
-  return {
-    async fetchUser(req, ctx) {
-      await probe(ctx);
-      return base.fetchUser(req, ctx);
-    },
-    async *streamUsers(req, ctx) {
-      await probe(ctx);
-      yield* base.streamUsers(req, ctx);
-    },
-    async createUsers(reqs, ctx) {
-      await probe(ctx);
-      return base.createUsers(reqs, ctx);
-    },
-    async *chat(reqs, ctx) {
-      await probe(ctx);
-      yield* base.chat(reqs, ctx);
-    },
-  };
+  return createProbedUserImpl((_method, ctx) => probe(ctx));
 }
 
 /** grpc.health.v1.Health, untraced by the default filter, that notes what its handlers see in `seen`. */

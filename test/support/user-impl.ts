@@ -71,3 +71,31 @@ export function createFailingUserImpl(code: Code, message: string): ServiceImpl<
     },
   };
 }
+
+/**
+ * {@link createUserImpl} whose every handler first runs `probe` with the method's name and the
+ * handler context (awaited: a probe may make nested calls), then answers as `createUserImpl()`.
+ */
+export function createProbedUserImpl(
+  probe: (method: "FetchUser" | "StreamUsers" | "CreateUsers" | "Chat", ctx: HandlerContext) => unknown,
+): ServiceImpl<typeof UserService> {
+  const base = createUserImpl();
+  return {
+    async fetchUser(req, ctx) {
+      await probe("FetchUser", ctx);
+      return base.fetchUser(req, ctx);
+    },
+    async *streamUsers(req, ctx) {
+      await probe("StreamUsers", ctx);
+      yield* base.streamUsers(req, ctx);
+    },
+    async createUsers(reqs, ctx) {
+      await probe("CreateUsers", ctx);
+      return base.createUsers(reqs, ctx);
+    },
+    async *chat(reqs, ctx) {
+      await probe("Chat", ctx);
+      yield* base.chat(reqs, ctx);
+    },
+  };
+}
