@@ -153,9 +153,24 @@ function failCall(call: RpcCall, error: unknown): void {
   call.fail(error, Code.Unknown);
 }
 
+/**
+ * The single request of a unary or server-streaming call as a message, made once here for the
+ * span's start attributes, its event and the transport (connect's transport takes a message as
+ * it is: `create()` returns a message of the schema unchanged). An init object that does not
+ * build is passed on as it was, for connect to fail the call with its own error.
+ */
+function requestMessage(schema: DescMessage, input: AnyInit): AnyInit {
+  try {
+    return create(schema, input);
+  } catch {
+    return input;
+  }
+}
+
 function createUnaryFn(setup: ClientSetup, m: ClientMethod, method: DescMethod & { methodKind: "unary" }) {
   const { transport } = setup;
-  return async (input: AnyInit, options?: CallOptions) => {
+  return async (init: AnyInit, options?: CallOptions) => {
+    const input = requestMessage(method.input, init);
     const { call, headers } = startCall(setup, m, options, input);
     call.message("SENT", method.input, input);
     let response: Awaited<ReturnType<Transport["unary"]>>;
@@ -224,7 +239,8 @@ function createServerStreamingFn(
   m: ClientMethod,
   method: DescMethod & { methodKind: "server_streaming" },
 ) {
-  return (input: AnyInit, options?: CallOptions) => {
+  return (init: AnyInit, options?: CallOptions) => {
+    const input = requestMessage(method.input, init);
     const { call, headers } = startCall(setup, m, options, input);
     call.message("SENT", method.input, input);
     const abandon = new AbortController();

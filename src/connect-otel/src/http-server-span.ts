@@ -22,12 +22,13 @@ interface SdkSpanView {
  */
 export function continuedServerSpan(active: Context, extracted: Context): Span | undefined {
   try {
-    const remote = trace.getSpanContext(extracted);
-    if (remote?.isRemote !== true || !trace.isSpanContextValid(remote)) return undefined;
+    // the cheap checks first: most requests have no HTTP span, and validating ids runs regexes
     const span = trace.getSpan(active);
     if (span === undefined) return undefined;
     const view = span as unknown as SdkSpanView;
     if (view.kind !== SpanKind.SERVER) return undefined;
+    const remote = trace.getSpanContext(extracted);
+    if (remote?.isRemote !== true || !trace.isSpanContextValid(remote)) return undefined;
     const parentSpanId = view.parentSpanContext?.spanId ?? view.parentSpanId;
     const own = span.spanContext();
     return own.traceId === remote.traceId && parentSpanId === remote.spanId && own.spanId !== remote.spanId

@@ -67,18 +67,29 @@ export class HandlerResponseStream<T> implements AsyncIterable<T>, AsyncIterator
     return this;
   }
 
-  async next(): Promise<IteratorResult<T>> {
-    let result: IteratorResult<T>;
+  // next() chains on the step's promise rather than awaiting it in an async function: one promise
+  // and its microtask less per streamed message
+  next(): Promise<IteratorResult<T>> {
+    let step: Promise<IteratorResult<T>>;
     try {
-      result = await context.with(this.call.context, this.iterator.next, this.iterator);
+      step = Promise.resolve(context.with(this.call.context, this.iterator.next, this.iterator));
     } catch (error) {
       this.end.fail(error);
-      throw error;
+      return Promise.reject(error);
     }
+    return step.then(this.stepped, this.failed);
+  }
+
+  private readonly stepped = (result: IteratorResult<T>): IteratorResult<T> => {
     if (result.done === true) this.end.succeed();
     else this.call.message("SENT", this.schema, result.value);
     return result;
-  }
+  };
+
+  private readonly failed = (error: unknown): never => {
+    this.end.fail(error);
+    throw error;
+  };
 
   async return(value?: unknown): Promise<IteratorResult<T>> {
     try {
@@ -115,6 +126,8 @@ export class ClientResponseStream<T> implements AsyncIterable<T>, AsyncIterator<
   private finished = false;
   /** The last `next()` step: the next one starts when it settled, as a generator's steps do. */
   private lastStep: Promise<IteratorResult<T>> | undefined;
+  /** Steps asked for and not yet settled; with none, the next step starts at once. */
+  private unsettled = 0;
   private readonly runStep = () => this.step();
 
   constructor(
@@ -135,16 +148,17 @@ export class ClientResponseStream<T> implements AsyncIterable<T>, AsyncIterator<
    * run once however the stream is read.
    */
   next(): Promise<IteratorResult<T>> {
-    const prior = this.lastStep;
+    const prior = this.unsettled > 0 ? this.lastStep : undefined;
+    this.unsettled++;
     const step = prior === undefined ? this.step() : prior.then(this.runStep, this.runStep);
     this.lastStep = step;
     return step;
   }
 
   private async step(): Promise<IteratorResult<T>> {
-    // as a finished async generator (connect's own response stream) does: done, no more callbacks
-    if (this.finished) return { done: true, value: undefined as T };
     try {
+      // as a finished async generator (connect's own response stream) does: done, no more callbacks
+      if (this.finished) return { done: true, value: undefined as T };
       let it = this.iterator;
       if (it === undefined) {
         const response = await this.pending;
@@ -168,6 +182,8 @@ export class ClientResponseStream<T> implements AsyncIterable<T>, AsyncIterator<
       this.finished = true;
       this.call.fail(error, Code.Unknown);
       throw error;
+    } finally {
+      this.unsettled--;
     }
   }
 

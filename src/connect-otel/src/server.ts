@@ -1,7 +1,7 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Attributes, Context } from "@opentelemetry/api";
+import type { Context } from "@opentelemetry/api";
 import { context, propagation, trace } from "@opentelemetry/api";
 import { ATTR_DEADLINE_REMAINING_MS } from "./attribute-names.js";
 import { filterAllows } from "./call-filter.js";
@@ -10,14 +10,14 @@ import { resolveTracingConfig } from "./config.js";
 import { headerGetter } from "./header-carrier.js";
 import { continuedServerSpan } from "./http-server-span.js";
 import { HandlerResponseStream, recordMessages } from "./message-streams.js";
-import type { MethodPlan, RpcSystem } from "./method-plan.js";
+import type { MethodPlan } from "./method-plan.js";
 import { createMethodPlan, systemOfProtocolName } from "./method-plan.js";
 import type { AnyMethodFacts, ServiceTable } from "./method-table.js";
 import type { TracedServiceOptions } from "./options.js";
 import type { SpanStart } from "./rpc-call.js";
 import { RpcCall } from "./rpc-call.js";
-import { authorityAttributes } from "./server-address.js";
 import { ServerCallEnd } from "./server-call-end.js";
+import { ServerStartAttributes } from "./server-start-attributes.js";
 import { startAttributes } from "./start-attributes.js";
 import { TRACE_RESPONSE_HEADER, traceResponseValue } from "./trace-response.js";
 
@@ -121,7 +121,13 @@ interface ServerCall {
  * else with the handler's outcome. `request` is the single request of a unary or server-streaming
  * call, undefined for request streams.
  */
-function startCall(plan: MethodPlan, setup: ServerSetup, ctx: HandlerContext, request: unknown): ServerCall {
+function startCall(
+  plan: MethodPlan,
+  setup: ServerSetup,
+  starts: ServerStartAttributes,
+  ctx: HandlerContext,
+  request: unknown,
+): ServerCall {
   const { config } = setup;
   const active = context.active();
   let extracted: Context;
@@ -148,7 +154,7 @@ function startCall(plan: MethodPlan, setup: ServerSetup, ctx: HandlerContext, re
   }
   const remaining = ctx.timeoutMs();
   const attributes = startAttributes(
-    serverStartAttributes(plan, system, ctx.url),
+    starts.get(system, ctx.url),
     plan,
     config,
     {
@@ -183,36 +189,10 @@ function callerParent(active: Context, extracted: Context, isPublic: boolean): C
   return httpSpan === undefined ? extracted : trace.setSpan(extracted, httpSpan);
 }
 
-/** Start attributes by method plan, then by RPC system and request authority. */
-const startAttributeCache = new WeakMap<MethodPlan, Map<string, Attributes>>();
-
-/**
- * The attributes a server span of `plan` starts with before the call's own (request fields,
- * headers, deadline): the method's, and `server.address`/`server.port` from the request authority.
- * One shared object per RPC system and authority (`http://host:port`), built once: a server is
- * reached under few authorities; past 32 per method the cache starts over, so a caller that
- * varies the Host header cannot grow it. Never mutate the result.
- */
-function serverStartAttributes(plan: MethodPlan, system: RpcSystem, url: string): Attributes {
-  const slash = url.indexOf("/", url.indexOf("//") + 2);
-  const key = `${system} ${slash < 0 ? url : url.slice(0, slash)}`;
-  let cache = startAttributeCache.get(plan);
-  if (cache === undefined) {
-    cache = new Map();
-    startAttributeCache.set(plan, cache);
-  }
-  let attrs = cache.get(key);
-  if (attrs === undefined) {
-    if (cache.size >= 32) cache.clear();
-    attrs = { ...plan.startAttributes[system], ...authorityAttributes(url) };
-    cache.set(key, attrs);
-  }
-  return attrs;
-}
-
 function wrapHandler(plan: MethodPlan, setup: ServerSetup, handler: AnyHandler): AnyHandler {
   const { input, output, methodKind } = plan.method;
   const requestStreaming = methodKind === "client_streaming" || methodKind === "bidi_streaming";
+  const starts = new ServerStartAttributes(plan);
   /** The handler's input: the request, recorded, or the request stream, recording as it is read. */
   const receive = (call: RpcCall, request: unknown): unknown => {
     if (requestStreaming) return recordMessages(request as AsyncIterable<unknown>, call, "RECEIVED", input);
@@ -221,12 +201,12 @@ function wrapHandler(plan: MethodPlan, setup: ServerSetup, handler: AnyHandler):
   };
   if (methodKind === "server_streaming" || methodKind === "bidi_streaming") {
     return (request, ctx) => {
-      const started = startCall(plan, setup, ctx, requestStreaming ? undefined : request);
+      const started = startCall(plan, setup, starts, ctx, requestStreaming ? undefined : request);
       return openResponseStream(started, handler, receive(started.call, request), ctx, output);
     };
   }
   return async (request, ctx) => {
-    const { call, end } = startCall(plan, setup, ctx, requestStreaming ? undefined : request);
+    const { call, end } = startCall(plan, setup, starts, ctx, requestStreaming ? undefined : request);
     try {
       const response = await context.with(call.context, handler, undefined, receive(call, request), ctx);
       call.message("SENT", output, response);
