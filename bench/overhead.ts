@@ -17,10 +17,18 @@
  * - `sampled-out`: as `traced`, with a parent-based sampler of ratio 0 (nothing recorded);
  * - `metrics`: as `traced`, plus a `meterProvider` with a PeriodicExportingMetricReader whose
  *   exporter encodes OTLP protobuf and drops it; also compared with `traced` (metrics÷traced);
+ * - `floor`: untraced connect with the hand-written interceptors of support/floor-interceptors.ts,
+ *   which produce the spans `traced` produces and do nothing else (checked before the run); also
+ *   compared with `traced` (traced÷floor: what the runtime adds to the cost of its spans);
+ * - `floor-sampled-out`: as `floor`, sampled out like `sampled-out` (sampled-out÷floor-sampled-out);
  * - `grpc-js`: grpc-js 1.x with the schema loaded by proto-loader; the baseline of the next;
  * - `grpc-js+otel`: the same with `@opentelemetry/instrumentation-grpc`;
  * - `noop-exporter` (not in the default set): as `traced`, but its exporter drops the spans without
  *   encoding them, the pipeline of the repository's first benchmark.
+ *
+ * `--transport memory` runs the connect systems over connect's in-memory router transport instead of
+ * h2c (the Connect protocol, no sockets, no HTTP/2; grpc-js systems left out): the instrumentation's
+ * own cost, without the transport's noise.
  *
  * Scenarios (`--scenarios`): `unary` (FetchUser, one call at a time), `unary-concurrent`
  * (`--concurrency` calls in flight, default 32), `stream-100` and `stream-10000` (StreamUsers of 100
@@ -47,29 +55,32 @@
  * Run: `npm run bench` (also runs plugin-start.ts and long-stream.ts), or alone
  * `node --import tsx bench/overhead.ts [--rounds 8] [--duration-ms 500] [--slice-ms 250]
  * [--warmup-ms 500] [--scenarios unary,stream-100] [--systems traced,grpc-js+otel] [--concurrency 32]
- * [--order williams|fixed] [--json]`. `--json` prints one JSON document (settings, summaries,
- * targets, per-round raw figures) on stdout instead of the tables; progress goes to stderr either
- * way. Exits 0 whether the targets are met or not (speed is reported, never asserted), 2 for a bad
- * flag.
+ * [--order williams|fixed] [--transport h2c|memory] [--json]`. Run it with
+ * `TSX_TSCONFIG_PATH=bench/tsconfig.json`, as `npm run bench` does, so that connect-otel is its build
+ * in dist/ (what users run), not the TypeScript sources the root tsconfig's `paths` point tsx to.
+ * `--json` prints one JSON document (settings, summaries, targets, per-round raw figures) on stdout
+ * instead of the tables; progress goes to stderr either way. Exits 0 whether the targets are met or
+ * not (speed is reported, never asserted), 1 if the floor's spans differ from the traced pair's, 2
+ * for a bad flag.
  */
-import * as http2 from "node:http2";
-import type { AddressInfo } from "node:net";
 import * as os from "node:os";
+import * as path from "node:path";
 import { PerformanceObserver } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { Client, ServiceImpl } from "@connectrpc/connect";
 import { createClient } from "@connectrpc/connect";
-import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
 import { context, propagation } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { ParentBasedSampler, TraceIdRatioBasedSampler } from "@opentelemetry/sdk-trace";
 import type { TracedClientOptions, TracedServiceOptions } from "connect-otel";
 import { createTracedUserServiceClient, traceUserService } from "../generated/user/v1/user_otel.js";
-import type { ChatMessageSchema } from "../generated/user/v1/user_pb.js";
 import { UserService } from "../generated/user/v1/user_pb.js";
 import { createUserImpl } from "../test/support/user-impl.js";
+import type { PairTransport } from "./support/connect-user.js";
+import { connectCalls, openUserPair } from "./support/connect-user.js";
+import { floorSpanMismatches } from "./support/floor-check.js";
+import { floorClientInterceptor, floorServerInterceptor } from "./support/floor-interceptors.js";
 import type { UserCalls } from "./support/grpc-js-user.js";
 import { loadGrpcJs, startGrpcUserStack } from "./support/grpc-js-user.js";
 import type { ExportTally } from "./support/sdk-pipeline.js";
@@ -93,6 +104,7 @@ const { values: flags } = (() => {
         scenarios: { type: "string" },
         systems: { type: "string" },
         concurrency: { type: "string", default: "32" },
+        transport: { type: "string", default: "h2c" },
         json: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -145,6 +157,8 @@ const SYSTEM_NAMES = [
   "events-off",
   "sampled-out",
   "metrics",
+  "floor",
+  "floor-sampled-out",
   "noop-exporter",
   "grpc-js",
   "grpc-js+otel",
@@ -155,7 +169,7 @@ const DEFAULT_SYSTEMS = SYSTEM_NAMES.filter((s) => s !== "noop-exporter");
 if (flags.help) {
   console.log(
     "usage: node --import tsx bench/overhead.ts [--rounds N] [--duration-ms MS] [--slice-ms MS] [--warmup-ms MS]\n" +
-      "       [--scenarios a,b] [--systems a,b] [--concurrency N] [--order williams|fixed] [--json]\n" +
+      "       [--scenarios a,b] [--systems a,b] [--concurrency N] [--order williams|fixed] [--transport h2c|memory] [--json]\n" +
       `scenarios: ${SCENARIO_NAMES.join(", ")}\nsystems: ${SYSTEM_NAMES.join(", ")} (baselines are added to the systems given)`,
   );
   process.exit(0);
@@ -169,6 +183,8 @@ const BASELINE: Record<SystemName, SystemName> = {
   "events-off": "connect",
   "sampled-out": "connect",
   metrics: "connect",
+  floor: "connect",
+  "floor-sampled-out": "connect",
   "noop-exporter": "connect",
   "grpc-js": "grpc-js",
   "grpc-js+otel": "grpc-js",
@@ -179,10 +195,23 @@ const durationMs = positiveInt("duration-ms", flags["duration-ms"]);
 const warmupMs = positiveInt("warmup-ms", flags["warmup-ms"]);
 const sliceMs = positiveInt("slice-ms", flags["slice-ms"]);
 const concurrency = positiveInt("concurrency", flags.concurrency);
+if (flags.transport !== "h2c" && flags.transport !== "memory")
+  usage(`--transport must be h2c or memory, got ${flags.transport}`);
+const pairTransport: PairTransport = flags.transport;
 if (flags.order !== "williams" && flags.order !== "fixed")
   usage(`--order must be williams or fixed, got ${flags.order}`);
 const scenarioNames = names("scenarios", flags.scenarios, SCENARIO_NAMES, SCENARIO_NAMES);
-const requested = names("systems", flags.systems, SYSTEM_NAMES, DEFAULT_SYSTEMS);
+/** grpc-js has no in-memory transport: its systems run over h2c only. */
+const GRPC_SYSTEMS: readonly SystemName[] = ["grpc-js", "grpc-js+otel"];
+const requested = names(
+  "systems",
+  flags.systems,
+  SYSTEM_NAMES,
+  pairTransport === "memory" ? DEFAULT_SYSTEMS.filter((s) => !GRPC_SYSTEMS.includes(s)) : DEFAULT_SYSTEMS,
+);
+if (pairTransport === "memory" && requested.some((s) => GRPC_SYSTEMS.includes(s))) {
+  usage("--systems: grpc-js and grpc-js+otel run over h2c only, not with --transport memory");
+}
 const systemNames = SYSTEM_NAMES.filter((s) => requested.includes(s) || requested.some((r) => BASELINE[r] === s));
 
 /** One benchmark scenario: what a call is and what unit its throughput counts. */
@@ -258,49 +287,6 @@ const noTally: ExportTally = { items: 0, bytes: 0 };
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 propagation.setGlobalPropagator(new W3CTraceContextPropagator());
 
-/** The request stream of a bidi call: `count` chat messages, produced as the transport pulls them. */
-async function* chatRequests(count: number): AsyncGenerator<MessageInitShape<typeof ChatMessageSchema>> {
-  for (let i = 1; i <= count; i++) yield { user: "client", message: "hello", timestamp: BigInt(i) };
-}
-
-/** The benchmark's calls on a connect client. */
-function connectCalls(client: Client<typeof UserService>): UserCalls {
-  return {
-    async unary() {
-      await client.fetchUser({ userId: 7 });
-    },
-    async serverStream(count) {
-      let received = 0;
-      for await (const _ of client.streamUsers({ pageSize: count })) received++;
-      return received;
-    },
-    async bidi(count) {
-      let received = 0;
-      for await (const _ of client.chat(chatRequests(count))) received++;
-      return received;
-    },
-  };
-}
-
-/** Starts an h2c connect server for `impl` on 127.0.0.1; resolves to its base URL and a closer. */
-async function serve(impl: ServiceImpl<typeof UserService>): Promise<{ baseUrl: string; close(): Promise<void> }> {
-  const server = http2.createServer(connectNodeAdapter({ routes: (router) => router.service(UserService, impl) }));
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on("session", (s: http2.ServerHttp2Session) => {
-    sessions.add(s);
-    s.on("close", () => sessions.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sessions) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 /** Options of a traced connect system, the same on both sides except the client-only ones. */
 type TracedOptions = TracedClientOptions<typeof UserService> & TracedServiceOptions<typeof UserService>;
 
@@ -310,17 +296,20 @@ async function connectSystem(
   options?: { tracing: TracedOptions; flush(): Promise<void>; spans: ExportTally },
 ): Promise<System> {
   const impl = createUserImpl();
-  const server = await serve(options ? traceUserService(impl, options.tracing) : impl);
-  const transport = createGrpcTransport({ baseUrl: server.baseUrl });
+  const pair = await openUserPair(pairTransport, options ? traceUserService(impl, options.tracing) : impl);
   const client = options
-    ? createTracedUserServiceClient(transport, { ...options.tracing, baseUrl: server.baseUrl, protocol: "grpc" })
-    : createClient(UserService, transport);
+    ? createTracedUserServiceClient(pair.transport, {
+        ...options.tracing,
+        baseUrl: pair.baseUrl,
+        protocol: pair.protocol,
+      })
+    : createClient(UserService, pair.transport);
   return {
     name,
     calls: connectCalls(client),
     flush: options?.flush ?? (async () => {}),
     spans: options?.spans ?? noTally,
-    close: server.close,
+    close: pair.close,
   };
 }
 
@@ -340,6 +329,28 @@ async function tracedSystem(
     spans: pipeline.exporter.tally,
   });
 }
+
+/**
+ * Untraced connect with the hand-written interceptors of support/floor-interceptors.ts on its own
+ * span pipeline: the same spans as `traced`, with nothing else.
+ */
+async function floorSystem(name: SystemName, pipeline = createTracePipeline()): Promise<System> {
+  const tracer = pipeline.provider.getTracer("floor");
+  const pair = await openUserPair(pairTransport, createUserImpl(), {
+    server: [floorServerInterceptor(tracer)],
+    client: (baseUrl) => [floorClientInterceptor(tracer, baseUrl, pairTransport === "h2c" ? "grpc" : "connectrpc")],
+  });
+  return {
+    name,
+    calls: connectCalls(createClient(UserService, pair.transport)),
+    flush: () => pipeline.provider.forceFlush(),
+    spans: pipeline.exporter.tally,
+    close: pair.close,
+  };
+}
+
+/** The sampler of the sampled-out systems: parent-based, ratio 0 at the root. */
+const samplingOut = () => new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0) });
 
 // The instrumentation has to hook `require` before grpc-js loads; loadGrpcJs orders it.
 const grpcPipeline = createTracePipeline();
@@ -362,16 +373,13 @@ const FACTORIES: Record<SystemName, () => Promise<System>> = {
   "connect-2": () => connectSystem("connect-2"),
   traced: () => tracedSystem("traced"),
   "events-off": () => tracedSystem("events-off", { messageEvents: "none" }),
-  "sampled-out": () =>
-    tracedSystem(
-      "sampled-out",
-      {},
-      createTracePipeline({ sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0) }) }),
-    ),
+  "sampled-out": () => tracedSystem("sampled-out", {}, createTracePipeline({ sampler: samplingOut() })),
   metrics: () =>
     tracedSystem("metrics", { meterProvider: metricPipeline.provider }, createTracePipeline(), () =>
       metricPipeline.provider.forceFlush(),
     ),
+  floor: () => floorSystem("floor"),
+  "floor-sampled-out": () => floorSystem("floor-sampled-out", createTracePipeline({ sampler: samplingOut() })),
   "noop-exporter": () => tracedSystem("noop-exporter", {}, createTracePipeline({ encode: false })),
   "grpc-js": () => grpcSystem("grpc-js", false),
   "grpc-js+otel": () => grpcSystem("grpc-js+otel", true),
@@ -480,6 +488,9 @@ async function slice(system: System, scenario: Scenario, ms: number, sums: Phase
   await system.flush();
   const t1 = performance.now();
   const cpu = process.cpuUsage(cpu0);
+  // Node queues GC entries for observers on the event loop's next turn: without this untimed turn,
+  // a slice that never yields to the loop (the in-memory transport) would see none of its pauses
+  await new Promise((resolve) => setImmediate(resolve));
   sums.units += units;
   sums.calls += calls;
   sums.ms += t1 - t0;
@@ -498,6 +509,26 @@ function toPhase(sums: PhaseSums, sequential: boolean): Phase {
 
 /** Throughput of a phase in units per second. */
 const rate = (p: Phase): number => (p.units / p.ms) * 1000;
+
+/**
+ * Where `connect-otel` resolved: the build a user runs (`dist/`), or the TypeScript sources when tsx
+ * applies the root tsconfig's `paths` (npm run bench sets TSX_TSCONFIG_PATH=bench/tsconfig.json,
+ * which has none).
+ */
+const runtimeModule = import.meta.resolve("connect-otel");
+if (!runtimeModule.includes("/dist/")) {
+  console.error(
+    `overhead: connect-otel resolved to ${runtimeModule}, not its build; run with TSX_TSCONFIG_PATH=bench/tsconfig.json (as npm run bench does) to measure what users run`,
+  );
+}
+
+if (systemNames.some((s) => s.startsWith("floor"))) {
+  const mismatches = await floorSpanMismatches(pairTransport);
+  if (mismatches.length > 0) {
+    console.error(`overhead: the floor system's spans differ from the traced pair's:\n${mismatches.join("\n")}`);
+    process.exit(1);
+  }
+}
 
 const loadAtStart = os.loadavg();
 const started = performance.now();
@@ -615,7 +646,15 @@ interface ScenarioSummary {
   readonly comparisons: Comparison[];
   /** `metrics` against `traced` (spans only), when both ran. */
   readonly metricsOverSpans?: Comparison;
+  /** `traced` against `floor`, and `sampled-out` against `floor-sampled-out`, when both ran: what the runtime adds to the spans' own cost. */
+  readonly overFloor: Comparison[];
 }
+
+/** The comparisons of one system with another than its baseline, as [system, against], when both ran. */
+const FLOOR_PAIRS: [SystemName, SystemName][] = [
+  ["traced", "floor"],
+  ["sampled-out", "floor-sampled-out"],
+];
 
 const summaries: ScenarioSummary[] = scenarioNames.map((name) => {
   const perRound = raw.get(name) as Map<SystemName, Phase>[];
@@ -628,6 +667,9 @@ const summaries: ScenarioSummary[] = scenarioNames.map((name) => {
     ...(systemNames.includes("metrics") && systemNames.includes("traced")
       ? { metricsOverSpans: compare(perRound, "metrics", "traced") }
       : {}),
+    overFloor: FLOOR_PAIRS.filter(([a, b]) => systemNames.includes(a) && systemNames.includes(b)).map(([a, b]) =>
+      compare(perRound, a, b),
+    ),
   };
 });
 
@@ -702,6 +744,8 @@ const settings = {
   cpuModel: os.cpus()[0]?.model ?? "unknown",
   loadAverageAtStart: loadAtStart,
   loadAverageAtEnd: loadAtEnd,
+  transport: pairTransport,
+  runtime: runtimeModule,
   rounds,
   durationMs,
   warmupMs,
@@ -728,6 +772,10 @@ console.log(
     `load average ${load(loadAtStart)} at start, ${load(loadAtEnd)} at end; ${Math.round(elapsedS)} s`,
 );
 console.log(
+  `connect pairs ${pairTransport === "h2c" ? "over h2c on 127.0.0.1 (gRPC)" : "in memory (connect's router transport, Connect protocol; no sockets)"}; ` +
+    `connect-otel from ${path.relative(process.cwd(), fileURLToPath(runtimeModule))}`,
+);
+console.log(
   `${rounds} rounds × ${durationMs} ms per system and scenario, ${slices} slice(s) of ${Math.round(sliceDuration)} ms each, ` +
     `${flags.order === "fixed" ? "systems in one fixed order" : "systems interleaved in Williams-design order"}, ` +
     `after ${warmupMs} ms warm-up. Medians over the rounds, [min … max] across rounds.`,
@@ -739,23 +787,25 @@ console.log(
 );
 
 const pad = (s: string, n: number): string => s.padEnd(n);
+const labelOf = (c: Comparison): string => (c.against === BASELINE[c.system] ? c.system : `${c.system}÷${c.against}`);
+const labelWidth = Math.max(15, ...summaries.flatMap((s) => s.overFloor.map((c) => labelOf(c).length + 2)));
 const lpad = (s: string, n: number): string => s.padStart(n);
 for (const s of summaries) {
   console.log(`\n${s.scenario}: ${s.title}, per ${s.unit}`);
   console.log(
-    `  ${pad("system", 15)}${lpad(`${s.unit}s/s`, 9)}  ${pad("ratio [min … max]", 22)}${pad(`added µs/${s.unit} [min … max]`, 32)}` +
+    `  ${pad("system", labelWidth)}${lpad(`${s.unit}s/s`, 9)}  ${pad("ratio [min … max]", 22)}${pad(`added µs/${s.unit} [min … max]`, 32)}` +
       `${lpad("cpu ratio", 9)}${lpad("cpu µs", 9)}${lpad("+cpu µs", 9)}${lpad("gc µs", 8)}${lpad("spans", 7)}`,
   );
-  const rows = s.metricsOverSpans ? [...s.comparisons, s.metricsOverSpans] : s.comparisons;
+  const rows = [...s.comparisons, ...(s.metricsOverSpans ? [s.metricsOverSpans] : []), ...s.overFloor];
   for (const c of rows) {
     const isBase = c.system === c.against;
-    const label = c.against === "traced" ? "metrics÷traced" : c.system;
+    const label = labelOf(c);
     const ratioCell = isBase ? "baseline" : `${c.ratio.median.toFixed(3)} ${range(c.ratio, (v) => v.toFixed(2))}`;
     const addedCell = isBase
       ? `(${(1e6 / c.rate.median).toFixed(1)} µs/${s.unit})`
       : `${signed(c.addedUs.median, 2)} ${range(c.addedUs, (v) => signed(v, 1))}`;
     console.log(
-      `  ${pad(label, 15)}${lpad(Math.round(c.rate.median).toLocaleString("en-US"), 9)}  ${pad(ratioCell, 22)}${pad(addedCell, 32)}` +
+      `  ${pad(label, labelWidth)}${lpad(Math.round(c.rate.median).toLocaleString("en-US"), 9)}  ${pad(ratioCell, 22)}${pad(addedCell, 32)}` +
         `${lpad(isBase ? "" : c.cpuRatio.median.toFixed(3), 9)}${lpad(c.cpuUs.median.toFixed(1), 9)}` +
         `${lpad(isBase ? "" : signed(c.addedCpuUs.median, 1), 9)}${lpad(c.gcUs.median.toFixed(1), 8)}${lpad(c.spansPerCall.toFixed(1), 7)}`,
     );
@@ -766,7 +816,7 @@ for (const s of summaries) {
     for (const c of withLatency) {
       const l = c.addedLatencyUs as NonNullable<Comparison["addedLatencyUs"]>;
       console.log(
-        `    ${pad(c.system, 15)}p50 ${lpad(signed(l.p50.median), 9)}   mean ${lpad(signed(l.mean.median), 9)}   p99 ${lpad(signed(l.p99.median), 9)}   ${range(l.p50, (v) => signed(v))}`,
+        `    ${pad(c.system, labelWidth)}p50 ${lpad(signed(l.p50.median), 9)}   mean ${lpad(signed(l.mean.median), 9)}   p99 ${lpad(signed(l.p99.median), 9)}   ${range(l.p50, (v) => signed(v))}`,
       );
     }
   }
