@@ -1,7 +1,8 @@
 /**
  * Checks that the `floor` system of overhead.ts produces the spans the generated traced pair
  * produces (default options), so that what it costs is a floor for them: one FetchUser, one
- * StreamUsers of 3 messages and one Chat of 3 messages through each, over the transport the
+ * StreamUsers of 3 messages, one Chat of 3 messages and one Chat of 70 (140 messages a span: past
+ * the runtime's cap of 128 events per span) through each, over the transport the
  * benchmark runs on, each with its own TracerProvider and in-memory exporter.
  */
 
@@ -56,7 +57,7 @@ async function run(
   const port = new URL(pair.baseUrl).port || "443";
   const out: SpanShape[][] = [];
   try {
-    for (const call of [() => calls.unary(), () => calls.serverStream(3), () => calls.bidi(3)]) {
+    for (const call of [() => calls.unary(), () => calls.serverStream(3), () => calls.bidi(3), () => calls.bidi(70)]) {
       exporter.reset();
       await call();
       await provider.forceFlush();
@@ -89,7 +90,7 @@ export async function floorSpanMismatches(kind: PairTransport): Promise<string[]
     return { pair, calls: connectCalls(createClient(UserService, pair.transport)) };
   });
   const mismatches: string[] = [];
-  ["FetchUser", "StreamUsers of 3", "Chat of 3"].forEach((call, i) => {
+  ["FetchUser", "StreamUsers of 3", "Chat of 3", "Chat of 70"].forEach((call, i) => {
     const a = JSON.stringify(traced[i]);
     const b = JSON.stringify(floor[i]);
     if (a !== b) mismatches.push(`${call}: traced ${a}\n  floor  ${b}`);

@@ -4,7 +4,8 @@
  * interceptor and a server interceptor that call the OpenTelemetry API and nothing else. Same span
  * names, kinds, attributes (semconv v1.45.0 stable names, the schema's field attributes of
  * proto/user/v1/user.proto, the message totals of streaming calls), `rpc.message` events with ids
- * and sizes, parents, and the server handler's steps run with the server span active; overhead.ts
+ * and sizes (at most 128 per span, the runtime's default cap), parents, and the server handler's
+ * steps run with the server span active; overhead.ts
  * checks the spans against the traced pair's before it measures (`floorSpanMismatches`).
  *
  * What it leaves out is what the runtime does beyond these spans, which the benchmark's calls do
@@ -23,6 +24,9 @@ import { createAsyncIterable } from "@connectrpc/connect/protocol";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Attributes, Context, Span, TextMapGetter, TextMapSetter, Tracer } from "@opentelemetry/api";
 import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+
+/** Most `rpc.message` events per span: the runtime's `maxMessageEvents` default. */
+const MAX_MESSAGE_EVENTS = 128;
 
 /** `rpc.system.name` of a call: `grpc` for gRPC, `connectrpc` for the Connect protocol. */
 export type FloorSystem = "grpc" | "connectrpc";
@@ -74,6 +78,8 @@ type AnyResponse = UnaryResponse<DescMessage, DescMessage> | StreamResponse<Desc
 class FloorCall {
   sent = 0;
   received = 0;
+  /** `rpc.message` events recorded so far. */
+  private events = 0;
   private readonly recording: boolean;
   constructor(
     readonly span: Span,
@@ -84,10 +90,14 @@ class FloorCall {
     this.recording = span.isRecording();
   }
 
-  /** An `rpc.message` event, if the span records; a streamed message's annotated fields go on it. */
+  /**
+   * An `rpc.message` event, if the span records and has fewer than 128; a streamed message's
+   * annotated fields go on it.
+   */
   message(type: "SENT" | "RECEIVED", schema: DescMessage, message: unknown, streamed: boolean): void {
     const id = type === "SENT" ? ++this.sent : ++this.received;
-    if (!this.recording) return;
+    if (!this.recording || this.events >= MAX_MESSAGE_EVENTS) return;
+    this.events++;
     const attrs: Attributes = {
       "rpc.message.type": type,
       "rpc.message.id": id,
