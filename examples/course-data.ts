@@ -9,6 +9,9 @@ export const MAX_USER_ID = 1000;
 /** Payments above this amount go to a manual review that outlasts any caller's timeout. */
 export const MANUAL_REVIEW_THRESHOLD = 10_000;
 
+/** How long a manual review takes, in ms: longer than any caller of the demo waits. */
+export const MANUAL_REVIEW_MS = 5_000;
+
 const FIRST_NAMES = ["Alice", "Bob", "Charlie", "Dana", "Erin", "Farid", "Grace", "Hiro", "Ines", "Jonas"];
 const LAST_NAMES = ["Smith", "Novak", "Okafor", "Garcia", "Kim", "Larsen", "Moreau", "Rossi", "Sato", "Weber"];
 

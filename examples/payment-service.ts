@@ -10,12 +10,9 @@ import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@conn
 import { tracePaymentService } from "../generated/payment/v1/payment_otel.js";
 import { PaymentService } from "../generated/payment/v1/payment_pb.js";
 import { DEFAULT_PORTS, portFromEnv } from "./config.js";
-import { balanceOf, MANUAL_REVIEW_THRESHOLD } from "./course-data.js";
+import { balanceOf, MANUAL_REVIEW_MS, MANUAL_REVIEW_THRESHOLD } from "./course-data.js";
 import { serveGrpc } from "./grpc-server.js";
 import { exitOnSignal, startTelemetry } from "./telemetry.js";
-
-/** How long a manual review takes, in ms: longer than any caller of the demo waits. */
-const MANUAL_REVIEW_MS = 5_000;
 
 const telemetry = startTelemetry({ serviceName: "payment-service" });
 
