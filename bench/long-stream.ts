@@ -33,13 +33,11 @@
  * `LONG_STREAM_MESSAGES` sets N when `--messages` is not given. Under tsx the generated code's
  * `connect-otel` import resolves to src/ through the tsconfig `paths`, so no build is needed.
  */
-import * as http2 from "node:http2";
-import type { AddressInfo } from "node:net";
 import { parseArgs } from "node:util";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { Client, ServiceImpl } from "@connectrpc/connect";
+import type { Client } from "@connectrpc/connect";
 import { createClient } from "@connectrpc/connect";
-import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { context, propagation, SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
@@ -50,6 +48,7 @@ import { createTracedUserServiceClient, traceUserService } from "../generated/us
 import type { ChatMessageSchema } from "../generated/user/v1/user_pb.js";
 import { UserService } from "../generated/user/v1/user_pb.js";
 import { createUserImpl } from "../test/support/user-impl.js";
+import { serveUser } from "./support/connect-user.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -131,24 +130,6 @@ async function run(name: string, client: Client<typeof UserService>, count: numb
   return { name, samples, ms };
 }
 
-/** Starts an h2c server for `impl` on 127.0.0.1 and returns its base URL and a closer. */
-async function serve(impl: ServiceImpl<typeof UserService>): Promise<{ baseUrl: string; close(): void }> {
-  const server = http2.createServer(connectNodeAdapter({ routes: (router) => router.service(UserService, impl) }));
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on("session", (s: http2.ServerHttp2Session) => {
-    sessions.add(s);
-    s.on("close", () => sessions.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close() {
-      server.close();
-      for (const s of sessions) s.destroy();
-    },
-  };
-}
-
 /**
  * Least-squares slope of heapUsed over messages received, in bytes per 1,000 messages, fitted on
  * the samples from `from` messages on; NaN with fewer than two such samples.
@@ -185,8 +166,8 @@ const provider = new TracerProvider({
 
 const impl = createUserImpl();
 const options = { tracerProvider: provider, maxMessageEvents };
-const plainServer = await serve(impl);
-const tracedServer = await serve(traceUserService(impl, options));
+const plainServer = await serveUser(impl);
+const tracedServer = await serveUser(traceUserService(impl, options));
 const plain = createClient(UserService, createGrpcTransport({ baseUrl: plainServer.baseUrl }));
 const traced = createTracedUserServiceClient(createGrpcTransport({ baseUrl: tracedServer.baseUrl }), {
   ...options,
@@ -204,8 +185,8 @@ exporter.reset();
 
 const results = [await run("untraced", plain, messages), await run("traced", traced, messages)];
 await waitForSpans(2);
-plainServer.close();
-tracedServer.close();
+await plainServer.close();
+await tracedServer.close();
 
 /** Waits up to 1 s for `n` finished spans: the server span ends when connect has read the handler's last message. */
 async function waitForSpans(n: number): Promise<void> {

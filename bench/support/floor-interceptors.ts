@@ -21,9 +21,9 @@ import { toBinary } from "@bufbuild/protobuf";
 import type { Interceptor, StreamRequest, StreamResponse, UnaryRequest, UnaryResponse } from "@connectrpc/connect";
 import { ConnectError } from "@connectrpc/connect";
 import { createAsyncIterable } from "@connectrpc/connect/protocol";
-import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Attributes, Context, Span, TextMapGetter, TextMapSetter, Tracer } from "@opentelemetry/api";
 import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { connectStatusNames, grpcStatusNames } from "../../test/support/semconv.js";
 
 /** Most `rpc.message` events per span: the runtime's `maxMessageEvents` default. */
 const MAX_MESSAGE_EVENTS = 128;
@@ -31,32 +31,13 @@ const MAX_MESSAGE_EVENTS = 128;
 /** `rpc.system.name` of a call: `grpc` for gRPC, `connectrpc` for the Connect protocol. */
 export type FloorSystem = "grpc" | "connectrpc";
 
-/** `rpc.status_code` of `code` (connect `Code`, gRPC numbers): gRPC's names, or Connect's snake case. */
+/**
+ * `rpc.status_code` of `code` (connect `Code`, gRPC numbers): gRPC's names, or Connect's snake case,
+ * from the tests' independent tables.
+ */
 function statusName(system: FloorSystem, code: number): string {
-  if (system === "connectrpc") return code === 0 ? "ok" : codeToString(code);
-  return GRPC_STATUS_NAMES[code] ?? "UNKNOWN";
+  return (system === "connectrpc" ? connectStatusNames[code] : grpcStatusNames[code]) ?? "UNKNOWN";
 }
-
-/** gRPC status names by connect `Code` (gRPC numbers). */
-const GRPC_STATUS_NAMES = [
-  "OK",
-  "CANCELLED",
-  "UNKNOWN",
-  "INVALID_ARGUMENT",
-  "DEADLINE_EXCEEDED",
-  "NOT_FOUND",
-  "ALREADY_EXISTS",
-  "PERMISSION_DENIED",
-  "RESOURCE_EXHAUSTED",
-  "FAILED_PRECONDITION",
-  "ABORTED",
-  "OUT_OF_RANGE",
-  "UNIMPLEMENTED",
-  "INTERNAL",
-  "UNAVAILABLE",
-  "DATA_LOSS",
-  "UNAUTHENTICATED",
-];
 
 /** The annotated fields of user.proto's messages, by message type: `(connectotel.v1.field).attribute`. */
 const FIELD_ATTRIBUTES: Record<string, (message: Record<string, unknown>) => Attributes> = {
