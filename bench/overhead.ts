@@ -68,25 +68,14 @@ import * as path from "node:path";
 import { PerformanceObserver } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { createClient } from "@connectrpc/connect";
-import { context, propagation } from "@opentelemetry/api";
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { W3CTraceContextPropagator } from "@opentelemetry/core";
-import { ParentBasedSampler, TraceIdRatioBasedSampler } from "@opentelemetry/sdk-trace";
-import type { TracedClientOptions, TracedServiceOptions } from "connect-otel";
-import { createTracedUserServiceClient, traceUserService } from "../generated/user/v1/user_otel.js";
-import { UserService } from "../generated/user/v1/user_pb.js";
-import { createUserImpl } from "../test/support/user-impl.js";
 import type { PairTransport } from "./support/connect-user.js";
-import { connectCalls, openUserPair } from "./support/connect-user.js";
 import { floorSpanMismatches } from "./support/floor-check.js";
-import { floorClientInterceptor, floorServerInterceptor } from "./support/floor-interceptors.js";
-import type { UserCalls } from "./support/grpc-js-user.js";
-import { loadGrpcJs, startGrpcUserStack } from "./support/grpc-js-user.js";
-import type { ExportTally } from "./support/sdk-pipeline.js";
-import { createMetricPipeline, createTracePipeline } from "./support/sdk-pipeline.js";
+import type { Scenario, ScenarioName } from "./support/scenarios.js";
+import { SCENARIO_NAMES, scenarios } from "./support/scenarios.js";
 import type { Spread } from "./support/stats.js";
 import { Samples, spread } from "./support/stats.js";
+import type { System, SystemName } from "./support/systems.js";
+import { BASELINE, GRPC_SYSTEMS, SYSTEM_NAMES, systemFactories } from "./support/systems.js";
 
 // ---------------------------------------------------------------------------------------------
 // Flags
@@ -145,25 +134,6 @@ function names<T extends string>(flag: string, raw: string | undefined, known: r
 // ---------------------------------------------------------------------------------------------
 // Scenarios and systems
 
-/** Names of the scenarios, in the order they run and print. */
-const SCENARIO_NAMES = ["unary", "unary-concurrent", "stream-100", "stream-10000", "bidi"] as const;
-type ScenarioName = (typeof SCENARIO_NAMES)[number];
-
-/** Names of the systems; the default set leaves out `noop-exporter`. */
-const SYSTEM_NAMES = [
-  "connect",
-  "connect-2",
-  "traced",
-  "events-off",
-  "sampled-out",
-  "metrics",
-  "floor",
-  "floor-sampled-out",
-  "noop-exporter",
-  "grpc-js",
-  "grpc-js+otel",
-] as const;
-type SystemName = (typeof SYSTEM_NAMES)[number];
 const DEFAULT_SYSTEMS = SYSTEM_NAMES.filter((s) => s !== "noop-exporter");
 
 if (flags.help) {
@@ -174,21 +144,6 @@ if (flags.help) {
   );
   process.exit(0);
 }
-
-/** The untraced system of each system's stack, against which its ratio is taken. */
-const BASELINE: Record<SystemName, SystemName> = {
-  connect: "connect",
-  "connect-2": "connect",
-  traced: "connect",
-  "events-off": "connect",
-  "sampled-out": "connect",
-  metrics: "connect",
-  floor: "connect",
-  "floor-sampled-out": "connect",
-  "noop-exporter": "connect",
-  "grpc-js": "grpc-js",
-  "grpc-js+otel": "grpc-js",
-};
 
 const rounds = positiveInt("rounds", flags.rounds);
 const durationMs = positiveInt("duration-ms", flags["duration-ms"]);
@@ -201,8 +156,6 @@ const pairTransport: PairTransport = flags.transport;
 if (flags.order !== "williams" && flags.order !== "fixed")
   usage(`--order must be williams or fixed, got ${flags.order}`);
 const scenarioNames = names("scenarios", flags.scenarios, SCENARIO_NAMES, SCENARIO_NAMES);
-/** grpc-js has no in-memory transport: its systems run over h2c only. */
-const GRPC_SYSTEMS: readonly SystemName[] = ["grpc-js", "grpc-js+otel"];
 const requested = names(
   "systems",
   flags.systems,
@@ -214,176 +167,8 @@ if (pairTransport === "memory" && requested.some((s) => GRPC_SYSTEMS.includes(s)
 }
 const systemNames = SYSTEM_NAMES.filter((s) => requested.includes(s) || requested.some((r) => BASELINE[r] === s));
 
-/** One benchmark scenario: what a call is and what unit its throughput counts. */
-interface Scenario {
-  readonly name: ScenarioName;
-  readonly title: string;
-  /** What throughput counts: calls, messages, or message pairs (one each way). */
-  readonly unit: "call" | "msg" | "pair";
-  /** Calls in flight at once; 1 runs them one after the other and records their latencies. */
-  readonly concurrency: number;
-  /** Makes one call and resolves to the units it completed. */
-  call(calls: UserCalls): Promise<number>;
-}
-
-/** Runs a call that must deliver `count` messages and resolves to `count`. */
-async function exactly(count: number, received: Promise<number>): Promise<number> {
-  const n = await received;
-  if (n !== count) throw new Error(`expected ${count} messages, received ${n}`);
-  return count;
-}
-
-const SCENARIOS: Record<ScenarioName, Scenario> = {
-  unary: {
-    name: "unary",
-    title: "unary FetchUser, one call at a time",
-    unit: "call",
-    concurrency: 1,
-    call: (c) => c.unary().then(() => 1),
-  },
-  "unary-concurrent": {
-    name: "unary-concurrent",
-    title: `unary FetchUser, ${concurrency} calls in flight`,
-    unit: "call",
-    concurrency,
-    call: (c) => c.unary().then(() => 1),
-  },
-  "stream-100": {
-    name: "stream-100",
-    title: "server stream StreamUsers of 100 messages, one call at a time",
-    unit: "msg",
-    concurrency: 1,
-    call: (c) => exactly(100, c.serverStream(100)),
-  },
-  "stream-10000": {
-    name: "stream-10000",
-    title: "server stream StreamUsers of 10,000 messages, one call at a time",
-    unit: "msg",
-    concurrency: 1,
-    call: (c) => exactly(10_000, c.serverStream(10_000)),
-  },
-  bidi: {
-    name: "bidi",
-    title: "bidi Chat of 100 messages each way, one call at a time",
-    unit: "pair",
-    concurrency: 1,
-    call: (c) => exactly(100, c.bidi(100)),
-  },
-};
-
-/** A client and server pair under test, with what flushes and counts its telemetry. */
-interface System {
-  readonly name: SystemName;
-  readonly calls: UserCalls;
-  /** Exports what the system's pipelines hold: spans queued in the batch processor, metrics collected. */
-  flush(): Promise<void>;
-  /** Spans handed to the exporter so far (0 for untraced systems). */
-  readonly spans: ExportTally;
-  close(): Promise<void>;
-}
-
-const noTally: ExportTally = { items: 0, bytes: 0 };
-
-context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-
-/** Options of a traced connect system, the same on both sides except the client-only ones. */
-type TracedOptions = TracedClientOptions<typeof UserService> & TracedServiceOptions<typeof UserService>;
-
-/** A connect system: untraced when `options` is undefined, else the generated traced pair with them. */
-async function connectSystem(
-  name: SystemName,
-  options?: { tracing: TracedOptions; flush(): Promise<void>; spans: ExportTally },
-): Promise<System> {
-  const impl = createUserImpl();
-  const pair = await openUserPair(pairTransport, options ? traceUserService(impl, options.tracing) : impl);
-  const client = options
-    ? createTracedUserServiceClient(pair.transport, {
-        ...options.tracing,
-        baseUrl: pair.baseUrl,
-        protocol: pair.protocol,
-      })
-    : createClient(UserService, pair.transport);
-  return {
-    name,
-    calls: connectCalls(client),
-    flush: options?.flush ?? (async () => {}),
-    spans: options?.spans ?? noTally,
-    close: pair.close,
-  };
-}
-
-/** A traced connect system on its own span pipeline, with extra options. */
-async function tracedSystem(
-  name: SystemName,
-  extra: TracedOptions = {},
-  pipeline = createTracePipeline(),
-  onFlush: () => Promise<void> = async () => {},
-): Promise<System> {
-  return connectSystem(name, {
-    tracing: { tracerProvider: pipeline.provider, ...extra },
-    async flush() {
-      await pipeline.provider.forceFlush();
-      await onFlush();
-    },
-    spans: pipeline.exporter.tally,
-  });
-}
-
-/**
- * Untraced connect with the hand-written interceptors of support/floor-interceptors.ts on its own
- * span pipeline: the same spans as `traced`, with nothing else.
- */
-async function floorSystem(name: SystemName, pipeline = createTracePipeline()): Promise<System> {
-  const tracer = pipeline.provider.getTracer("floor");
-  const pair = await openUserPair(pairTransport, createUserImpl(), {
-    server: [floorServerInterceptor(tracer)],
-    client: (baseUrl) => [floorClientInterceptor(tracer, baseUrl, pairTransport === "h2c" ? "grpc" : "connectrpc")],
-  });
-  return {
-    name,
-    calls: connectCalls(createClient(UserService, pair.transport)),
-    flush: () => pipeline.provider.forceFlush(),
-    spans: pipeline.exporter.tally,
-    close: pair.close,
-  };
-}
-
-/** The sampler of the sampled-out systems: parent-based, ratio 0 at the root. */
-const samplingOut = () => new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0) });
-
-// The instrumentation has to hook `require` before grpc-js loads; loadGrpcJs orders it.
-const grpcPipeline = createTracePipeline();
-const grpcJs = loadGrpcJs(grpcPipeline.provider);
-
-async function grpcSystem(name: SystemName, traced: boolean): Promise<System> {
-  const stack = await startGrpcUserStack(traced ? grpcJs.instrumented : grpcJs.plain);
-  return {
-    name,
-    calls: stack.calls,
-    flush: traced ? () => grpcPipeline.provider.forceFlush() : async () => {},
-    spans: traced ? grpcPipeline.exporter.tally : noTally,
-    close: async () => stack.close(),
-  };
-}
-
-const metricPipeline = createMetricPipeline();
-const FACTORIES: Record<SystemName, () => Promise<System>> = {
-  connect: () => connectSystem("connect"),
-  "connect-2": () => connectSystem("connect-2"),
-  traced: () => tracedSystem("traced"),
-  "events-off": () => tracedSystem("events-off", { messageEvents: "none" }),
-  "sampled-out": () => tracedSystem("sampled-out", {}, createTracePipeline({ sampler: samplingOut() })),
-  metrics: () =>
-    tracedSystem("metrics", { meterProvider: metricPipeline.provider }, createTracePipeline(), () =>
-      metricPipeline.provider.forceFlush(),
-    ),
-  floor: () => floorSystem("floor"),
-  "floor-sampled-out": () => floorSystem("floor-sampled-out", createTracePipeline({ sampler: samplingOut() })),
-  "noop-exporter": () => tracedSystem("noop-exporter", {}, createTracePipeline({ encode: false })),
-  "grpc-js": () => grpcSystem("grpc-js", false),
-  "grpc-js+otel": () => grpcSystem("grpc-js+otel", true),
-};
+const SCENARIOS = scenarios(concurrency);
+const FACTORIES = systemFactories(pairTransport);
 
 // ---------------------------------------------------------------------------------------------
 // Measuring
@@ -585,7 +370,6 @@ for (const scenarioName of scenarioNames) {
 const elapsedS = (performance.now() - started) / 1000;
 const loadAtEnd = os.loadavg();
 for (const system of systems.values()) await system.close();
-await grpcJs.instrumentation.disable();
 
 // ---------------------------------------------------------------------------------------------
 // Summaries
