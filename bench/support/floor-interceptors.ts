@@ -5,13 +5,13 @@
  * names, kinds, attributes (semconv v1.45.0 stable names, the schema's field attributes of
  * proto/user/v1/user.proto, the message totals of streaming calls), `rpc.message` events with ids
  * and sizes (at most 128 per span, the runtime's default cap), parents, and the server handler's
- * steps run with the server span active; overhead.ts
- * checks the spans against the traced pair's before it measures (`floorSpanMismatches`).
+ * steps run with the server span active; overhead.ts checks the spans against the traced pair's
+ * before it measures (`floorSpanMismatches` of floor-check.ts).
  *
  * What it leaves out is what the runtime does beyond these spans, which the benchmark's calls do
  * not exercise: options and their validation, filters, hooks, header allow-lists, cut-off calls
  * (deadlines, clients that go away), guards against a telemetry SDK or a propagator that throws,
- * metrics, legacy conventions, other RPC systems than gRPC. Errors end a span as an error, roughly;
+ * metrics, legacy conventions, gRPC-web. Errors end a span as an error, roughly;
  * the benchmark makes no failing calls. Its cost against untraced connect is the cost of the spans
  * themselves with this SDK pipeline; the traced pair's cost over it is what the runtime adds.
  */
@@ -109,15 +109,22 @@ class FloorCall {
 }
 
 /**
- * The single request of a call (unary, server-streaming), read from a server-streaming call's
- * request stream, which carries it as a stream of one; and the request to pass on.
+ * The single request of a server-streaming call, read from its request stream, which carries it
+ * as a stream of one; and the request to pass on, with a new stream of that one message.
  */
-async function singleRequest(req: AnyRequest): Promise<[unknown, AnyRequest]> {
-  if (!req.stream) return [req.message, req];
-  if (req.method.methodKind !== "server_streaming") return [undefined, req];
+async function readSingleRequest(req: StreamRequest<DescMessage, DescMessage>): Promise<[unknown, AnyRequest]> {
   let single: unknown;
   for await (const m of req.message) single = m;
   return [single, { ...req, message: createAsyncIterable([single as never]) }];
+}
+
+/**
+ * The single request of a unary or server-streaming call (undefined for request streams) and the
+ * request to pass on; only a server-streaming call waits, for its stream of one.
+ */
+function singleRequest(req: AnyRequest): [unknown, AnyRequest] | Promise<[unknown, AnyRequest]> {
+  if (!req.stream) return [req.message, req];
+  return req.method.methodKind === "server_streaming" ? readSingleRequest(req) : [undefined, req];
 }
 
 /** The attributes every span of `method` starts with, plus the single request's annotated fields. */
@@ -164,7 +171,8 @@ export function floorClientInterceptor(tracer: Tracer, baseUrl: string, system: 
   const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
   return (next) => async (original: AnyRequest) => {
     const m = original.method;
-    const [single, req] = await singleRequest(original);
+    const found = singleRequest(original);
+    const [single, req] = found instanceof Promise ? await found : found;
     const span = tracer.startSpan(`${m.parent.typeName}/${m.name}`, {
       kind: SpanKind.CLIENT,
       attributes: startAttributes(req, single, system, address, port),
@@ -216,7 +224,8 @@ export function floorServerInterceptor(tracer: Tracer): Interceptor {
     req.header.get("content-type")?.startsWith("application/grpc") ? "grpc" : "connectrpc";
   return (next) => async (original: AnyRequest) => {
     const m = original.method;
-    const [single, req] = await singleRequest(original);
+    const found = singleRequest(original);
+    const [single, req] = found instanceof Promise ? await found : found;
     const system = systemOf(req);
     let origin = origins.get(req.url);
     if (origin === undefined) {
