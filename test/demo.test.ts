@@ -1,8 +1,6 @@
-import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { callsInSpans, latencyRows, renderLatencyTable } from "../examples/latency-table.js";
 import type { MetricPointRecord } from "../examples/metric-record.js";
@@ -10,11 +8,11 @@ import { ABORTED_PAYMENT_MAX_MS, SCENARIO, SERVICES } from "../examples/scenario
 import type { SpanRecord } from "../examples/span-record.js";
 import { checkStepTrace } from "../examples/trace-checks.js";
 import { groupByTrace } from "../examples/waterfall.js";
+import { repoRoot, runToEnd } from "./support/plugin-harness.js";
 
 // The whole demo as a child process (three services, own OTLP receiver, loopback only), then
 // assertions on its output and on the spans and metric data points it received.
 
-const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 const DEMO_TIMEOUT_MS = 90_000;
 
 interface DemoRun {
@@ -36,24 +34,11 @@ async function runDemo(): Promise<DemoRun> {
     if (key.startsWith("OTEL_")) delete env[key];
   }
   try {
-    const child = spawn(process.execPath, ["--import", "tsx", "examples/demo.ts"], {
+    const { code, signal, stdout, stderr } = await runToEnd(process.execPath, ["--import", "tsx", "examples/demo.ts"], {
       cwd: repoRoot,
       env,
-      stdio: ["ignore", "pipe", "pipe"],
-      timeout: DEMO_TIMEOUT_MS - 5_000,
-      killSignal: "SIGKILL",
+      timeoutMs: DEMO_TIMEOUT_MS - 5_000,
     });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (c: string) => {
-      stdout += c;
-    });
-    child.stderr.setEncoding("utf8").on("data", (c: string) => {
-      stderr += c;
-    });
-    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
-      child.on("close", (c, s) => resolve([c, s])),
-    );
     const spans = await readFile(spansFile, "utf8").then(
       (text) => JSON.parse(text) as SpanRecord[],
       () => [],

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +10,7 @@ import { languageOf, SDK_LANGUAGES } from "../examples/polyglot/span-language.js
 import { checkPolyglotTraces } from "../examples/polyglot/trace-checks.js";
 import type { SpanRecord } from "../examples/span-record.js";
 import { groupByTrace } from "../examples/waterfall.js";
+import { runToEnd } from "./support/plugin-harness.js";
 import { clientName, type PolyglotRun, runPolyglotMatrix, SERVER_NAMES } from "./support/polyglot-run.js";
 import {
   type ConventionMode,
@@ -497,22 +497,15 @@ describe("npm run demo:polyglot", () => {
     const dir = await mkdtemp(join(tmpdir(), "connect-otel-polyglot-"));
     const spansFile = join(dir, "spans.json");
     try {
-      const child = spawn(process.execPath, ["--import", "tsx", "examples/polyglot/demo.ts"], {
-        cwd: REPO_ROOT,
-        env: { ...process.env, DEMO_SPANS_FILE: spansFile },
-        stdio: ["ignore", "pipe", "pipe"],
-        timeout: RUN_TIMEOUT_MS - 10_000,
-        killSignal: "SIGKILL",
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.setEncoding("utf8").on("data", (c: string) => {
-        stdout += c;
-      });
-      child.stderr.setEncoding("utf8").on("data", (c: string) => {
-        stderr += c;
-      });
-      const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
+      const { code, stdout, stderr } = await runToEnd(
+        process.execPath,
+        ["--import", "tsx", "examples/polyglot/demo.ts"],
+        {
+          cwd: REPO_ROOT,
+          env: { ...process.env, DEMO_SPANS_FILE: spansFile },
+          timeoutMs: RUN_TIMEOUT_MS - 10_000,
+        },
+      );
       const spans = await readFile(spansFile, "utf8").then(
         (text) => JSON.parse(text) as SpanRecord[],
         () => [],

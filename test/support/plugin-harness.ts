@@ -127,6 +127,47 @@ export function run(command: string, args: readonly string[], options: RunOption
   });
 }
 
+/** How a child process of {@link runToEnd} ended, with all it wrote. */
+export interface Ended {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** Why the process could not be started (spawn's `error`); then it ran nothing. */
+  readonly error?: string;
+}
+
+/**
+ * Runs `command args` with stdin closed until it ends, collecting its output as text; kills it
+ * (SIGKILL) after `timeoutMs`, a hang guard. Unlike {@link run} it never rejects, so that a caller
+ * can report what a process that hung or failed to start wrote before it ended.
+ */
+export function runToEnd(
+  command: string,
+  args: readonly string[],
+  options: { readonly cwd: string; readonly env: NodeJS.ProcessEnv; readonly timeoutMs: number },
+): Promise<Ended> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: options.timeoutMs,
+      killSignal: "SIGKILL",
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (c: string) => {
+      stdout += c;
+    });
+    child.stderr.setEncoding("utf8").on("data", (c: string) => {
+      stderr += c;
+    });
+    child.once("error", (err) => resolve({ code: null, signal: null, stdout, stderr, error: err.message }));
+    child.once("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
 /** Like `run`, but throws with the command, exit code and output unless it exits 0. */
 export async function runOk(command: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   const result = await run(command, args, options);

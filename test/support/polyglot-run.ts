@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { LOOPBACK, loopbackUrl } from "../../examples/config.js";
 import { settledSpans } from "../../examples/demo-steps.js";
 import { type OtlpReceiver, startOtlpReceiver } from "../../examples/otlp-receiver.js";
@@ -19,6 +18,7 @@ import {
 } from "../../examples/polyglot/programs.js";
 import { freePort, type ServiceProcess } from "../../examples/processes.js";
 import type { SpanRecord } from "../../examples/span-record.js";
+import { runToEnd } from "./plugin-harness.js";
 
 /**
  * One run of the polyglot matrix on loopback: an OTLP receiver, the servers of the three languages
@@ -150,7 +150,7 @@ export async function runPolyglotMatrix(build: PolyglotBuild, options: MatrixRun
         targets: options.targets(servers, deadUrl),
       };
       const command = matrixClientCommand(build, client);
-      const run = await runToEnd(command, {
+      const run = await runClient(command, {
         ...env,
         OTEL_SERVICE_NAME: clientName(client),
         MATRIX_PLAN: JSON.stringify(plan),
@@ -180,28 +180,21 @@ export async function runPolyglotMatrix(build: PolyglotBuild, options: MatrixRun
   }
 }
 
-/** Runs a command to its end with `env` added, stdin closed; kills it after {@link CLIENT_TIMEOUT_MS}. */
-function runToEnd(
+/**
+ * Runs a matrix client to its end with `env` added, stdin closed; kills it after
+ * {@link CLIENT_TIMEOUT_MS}. A client that cannot start ends with code `spawn-error`.
+ */
+async function runClient(
   command: Command,
   env: Record<string, string>,
 ): Promise<{ code: number | string; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(command.command, command.args, {
-      cwd: REPO_ROOT,
-      env: { ...process.env, ...env, ...command.env },
-      stdio: ["ignore", "pipe", "pipe"],
-      timeout: CLIENT_TIMEOUT_MS,
-      killSignal: "SIGKILL",
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (c: string) => {
-      stdout += c;
-    });
-    child.stderr.setEncoding("utf8").on("data", (c: string) => {
-      stderr += c;
-    });
-    child.once("error", (err) => resolve({ code: "spawn-error", stdout, stderr: `${stderr}${err.message}` }));
-    child.once("close", (code, signal) => resolve({ code: code ?? signal ?? "unknown", stdout, stderr }));
+  const ended = await runToEnd(command.command, command.args, {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env, ...command.env },
+    timeoutMs: CLIENT_TIMEOUT_MS,
   });
+  if (ended.error !== undefined) {
+    return { code: "spawn-error", stdout: ended.stdout, stderr: `${ended.stderr}${ended.error}` };
+  }
+  return { code: ended.code ?? ended.signal ?? "unknown", stdout: ended.stdout, stderr: ended.stderr };
 }
