@@ -18,7 +18,7 @@ import type { CheckResult } from "./trace-checks.js";
  * @param timeoutMs bound of the whole request, in ms
  * @returns a problem description, or undefined when the step passed
  */
-export async function runStep(gatewayUrl: string, step: ScenarioStep, timeoutMs: number): Promise<string | undefined> {
+async function runStep(gatewayUrl: string, step: ScenarioStep, timeoutMs: number): Promise<string | undefined> {
   const started = performance.now();
   let status: number;
   let body: unknown;
@@ -50,6 +50,32 @@ export async function runStep(gatewayUrl: string, step: ScenarioStep, timeoutMs:
     `${problem === undefined ? "✓" : "✗"} ${step.name.padEnd(14)} ${step.method} ${step.path} → ${status} (${ms} ms)${problem ? `: ${problem}` : ""}`,
   );
   return problem;
+}
+
+/**
+ * Sends the scenario's steps to the gateway one after the other (see {@link runStep}).
+ * @returns a problem per failed step, named after it
+ */
+export async function runSteps(
+  gatewayUrl: string,
+  steps: readonly ScenarioStep[],
+  timeoutMs: number,
+): Promise<string[]> {
+  const problems: string[] = [];
+  for (const step of steps) {
+    const problem = await runStep(gatewayUrl, step, timeoutMs);
+    if (problem !== undefined) problems.push(`${step.name}: ${problem}`);
+  }
+  return problems;
+}
+
+/**
+ * Stops the processes with SIGTERM, on which each stops serving and flushes its telemetry first.
+ * @returns a problem per process that did not exit 0
+ */
+export async function stopProcesses(processes: readonly ServiceProcess[]): Promise<string[]> {
+  const codes = await Promise.all(processes.map((p) => p.stop()));
+  return codes.flatMap((code, i) => (code === 0 ? [] : [`${processes[i]?.name} exited with ${code} after SIGTERM`]));
 }
 
 /** Waits until the receiver's span count stops growing for 300 ms, at most `timeoutMs`. */

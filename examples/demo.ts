@@ -20,7 +20,7 @@
 import { writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { LOOPBACK, loopbackUrl } from "./config.js";
-import { printChecks, runStep, runToEnd, settledMetrics, settledSpans } from "./demo-steps.js";
+import { printChecks, runSteps, runToEnd, settledMetrics, settledSpans, stopProcesses } from "./demo-steps.js";
 import { callsInScenario, callsInSpans, checkCallMetrics, latencyRows, renderLatencyTable } from "./latency-table.js";
 import type { MetricPointRecord } from "./metric-record.js";
 import { type OtlpReceiver, startOtlpReceiver } from "./otlp-receiver.js";
@@ -128,20 +128,9 @@ async function runDemo(): Promise<void> {
   ]);
   console.log(`course system up: gateway ${gatewayUrl}, user-service ${userUrl}, payment-service ${paymentUrl}`);
 
-  for (const step of SCENARIO) {
-    const problem = await runStep(gatewayUrl, step, STEP_TIMEOUT_MS);
-    if (problem !== undefined) {
-      failures.push(`${step.name}: ${problem}`);
-    }
-  }
-
+  failures.push(...(await runSteps(gatewayUrl, SCENARIO, STEP_TIMEOUT_MS)));
   // SIGTERM: each process closes its server and flushes its spans and metrics before exiting.
-  const codes = await Promise.all(processes.map((p) => p.stop()));
-  codes.forEach((code, i) => {
-    if (code !== 0) {
-      failures.push(`${processes[i]?.name} exited with ${code} after SIGTERM`);
-    }
-  });
+  failures.push(...(await stopProcesses(processes)));
 
   const [spans, points] = await Promise.all([
     localTraces && receiver !== undefined ? settledSpans(receiver, SPANS_TIMEOUT_MS) : undefined,

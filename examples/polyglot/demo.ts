@@ -19,7 +19,7 @@
  */
 import { writeFile } from "node:fs/promises";
 import { LOOPBACK, loopbackUrl } from "../config.js";
-import { printChecks, runStep, runToEnd, settledSpans } from "../demo-steps.js";
+import { printChecks, runSteps, runToEnd, settledSpans, stopProcesses } from "../demo-steps.js";
 import { type OtlpReceiver, startOtlpReceiver } from "../otlp-receiver.js";
 import { freePort, type ServiceProcess } from "../processes.js";
 import { SERVICES } from "../scenario.js";
@@ -136,20 +136,9 @@ async function runDemo(build: PolyglotBuild): Promise<void> {
   ].map(([name, url]) => `${name} (${SERVICE_LANGUAGES[name as string]}) ${url}`);
   console.log(`course system up: ${up.join(", ")}`);
 
-  for (const step of POLYGLOT_SCENARIO) {
-    const problem = await runStep(gatewayUrl, step, STEP_TIMEOUT_MS);
-    if (problem !== undefined) {
-      failures.push(`${step.name}: ${problem}`);
-    }
-  }
-
+  failures.push(...(await runSteps(gatewayUrl, POLYGLOT_SCENARIO, STEP_TIMEOUT_MS)));
   // SIGTERM: each process stops serving and flushes its spans before exiting.
-  const codes = await Promise.all(processes.map((p) => p.stop()));
-  codes.forEach((code, i) => {
-    if (code !== 0) {
-      failures.push(`${processes[i]?.name} exited with ${code} after SIGTERM`);
-    }
-  });
+  failures.push(...(await stopProcesses(processes)));
 
   if (receiver === undefined) {
     console.log(
