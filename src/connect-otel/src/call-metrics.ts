@@ -2,8 +2,6 @@ import type { Attributes, Context, Histogram, MeterProvider } from "@opentelemet
 import { METRIC_RPC_CLIENT_CALL_DURATION, METRIC_RPC_SERVER_CALL_DURATION } from "@opentelemetry/semantic-conventions";
 import {
   ATTR_ERROR_TYPE,
-  ATTR_RPC_CONNECT_RPC_ERROR_CODE,
-  ATTR_RPC_GRPC_STATUS_CODE,
   ATTR_RPC_METHOD,
   ATTR_RPC_SERVICE,
   ATTR_RPC_STATUS_CODE,
@@ -15,7 +13,7 @@ import {
 } from "./attribute-names.js";
 import type { SemconvMode } from "./options.js";
 import type { StatusCode } from "./status-codes.js";
-import { OK, statusName } from "./status-codes.js";
+import { legacyStatusAttribute, statusName } from "./status-codes.js";
 
 /** Which end of a call the instruments measure. */
 type Side = "client" | "server";
@@ -182,9 +180,8 @@ export function createMethodMetrics(
       }
       if (errorType !== undefined) stable[ATTR_ERROR_TYPE] = errorType;
       const legacy = legacyBase(system);
-      if (system === "connect") {
-        if (code !== OK) legacy[ATTR_RPC_CONNECT_RPC_ERROR_CODE] = name;
-      } else legacy[ATTR_RPC_GRPC_STATUS_CODE] = code;
+      const status = legacyStatusAttribute(system, code, name);
+      if (status !== undefined) legacy[status[0]] = status[1];
       found = { stable, legacy };
       cache.set(key, found);
     }

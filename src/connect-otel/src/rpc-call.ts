@@ -7,8 +7,6 @@ import {
   ATTR_ERROR_TYPE,
   ATTR_MESSAGES_RECEIVED,
   ATTR_MESSAGES_SENT,
-  ATTR_RPC_CONNECT_RPC_ERROR_CODE,
-  ATTR_RPC_GRPC_STATUS_CODE,
   ATTR_RPC_MESSAGE_ID,
   ATTR_RPC_MESSAGE_TYPE,
   ATTR_RPC_MESSAGE_UNCOMPRESSED_SIZE,
@@ -25,7 +23,7 @@ import { addFieldValues } from "./field-values.js";
 import { addRequestMetadata, addResponseMetadata } from "./metadata-capture.js";
 import type { MethodPlan, RpcSystem } from "./method-plan.js";
 import type { StatusCode } from "./status-codes.js";
-import { OK, statusName } from "./status-codes.js";
+import { legacyStatusAttribute, OK, statusName } from "./status-codes.js";
 
 /** Which end of the call a span describes. */
 export type CallSide = "client" | "server";
@@ -320,17 +318,14 @@ export class RpcCall {
   private setStatus(code: StatusCode, name: string, error: unknown, isError: boolean): void {
     const span = this.span;
     const semconv = this.config.semconv;
-    const connect = this.system === "connect";
     if (semconv !== "legacy") {
       span.setAttribute(ATTR_RPC_STATUS_CODE, name);
     }
     if (this.config.responseHeaders.length > 0 || this.config.responseTrailers.length > 0) {
       span.setAttributes(this.responseMetadata(error));
     }
-    if (semconv !== "stable") {
-      if (!connect) span.setAttribute(ATTR_RPC_GRPC_STATUS_CODE, code);
-      else if (code !== OK) span.setAttribute(ATTR_RPC_CONNECT_RPC_ERROR_CODE, name);
-    }
+    const legacy = semconv !== "stable" ? legacyStatusAttribute(this.system, code, name) : undefined;
+    if (legacy !== undefined) span.setAttribute(legacy[0], legacy[1]);
     if (this.plan.streaming) {
       span.setAttribute(ATTR_MESSAGES_SENT, this.sentCount);
       span.setAttribute(ATTR_MESSAGES_RECEIVED, this.receivedCount);

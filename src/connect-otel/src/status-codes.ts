@@ -1,4 +1,5 @@
 import { Code } from "@connectrpc/connect";
+import { ATTR_RPC_CONNECT_RPC_ERROR_CODE, ATTR_RPC_GRPC_STATUS_CODE } from "./attribute-names.js";
 import { grpcNames } from "./grpc-status-names.js";
 
 /**
@@ -38,6 +39,21 @@ export function connectStatusName(code: StatusCode): string {
  */
 export function statusName(system: "grpc" | "connect" | "unknown", code: StatusCode): string {
   return system === "connect" ? connectStatusName(code) : grpcStatusName(code);
+}
+
+/**
+ * The status attribute of semconv v1.26–v1.37, for spans and metrics alike, as a key and value:
+ * `rpc.grpc.status_code` with the code number for gRPC (also while a client does not know the
+ * system yet, as the name), `rpc.connect_rpc.error_code` with the Connect code string `name` for a
+ * Connect call that failed, none for one that succeeded.
+ */
+export function legacyStatusAttribute(
+  system: "grpc" | "connect" | "unknown",
+  code: StatusCode,
+  name: string,
+): readonly [key: string, value: number | string] | undefined {
+  if (system !== "connect") return [ATTR_RPC_GRPC_STATUS_CODE, code];
+  return code === OK ? undefined : [ATTR_RPC_CONNECT_RPC_ERROR_CODE, name];
 }
 
 /**
