@@ -54,12 +54,13 @@ export const PAYMENT_TIMEOUT_MS = 300;
  */
 export const ABORTED_PAYMENT_MAX_MS = MANUAL_REVIEW_MS / 2;
 
-const FETCH_USER = "user.v1.UserService/FetchUser";
-const STREAM_USERS = "user.v1.UserService/StreamUsers";
-const CREATE_USERS = "user.v1.UserService/CreateUsers";
-const CHAT = "user.v1.UserService/Chat";
-const GET_BALANCE = "payment.v1.PaymentService/GetBalance";
-const PROCESS_PAYMENT = "payment.v1.PaymentService/ProcessPayment";
+/** The RPC span names (`package.Service/Method`) of the methods the scenario calls. */
+export const FETCH_USER = "user.v1.UserService/FetchUser";
+export const STREAM_USERS = "user.v1.UserService/StreamUsers";
+export const CREATE_USERS = "user.v1.UserService/CreateUsers";
+export const CHAT = "user.v1.UserService/Chat";
+export const GET_BALANCE = "payment.v1.PaymentService/GetBalance";
+export const PROCESS_PAYMENT = "payment.v1.PaymentService/ProcessPayment";
 
 /** A client span of `caller` and the server span of `callee` under it. */
 function rpc(

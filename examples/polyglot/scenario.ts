@@ -1,4 +1,16 @@
-import { type ExpectedSpan, PAYMENT_TIMEOUT_MS, SCENARIO, type ScenarioStep, SERVICES } from "../scenario.js";
+import {
+  CHAT,
+  CREATE_USERS,
+  type ExpectedSpan,
+  FETCH_USER,
+  GET_BALANCE,
+  PAYMENT_TIMEOUT_MS,
+  PROCESS_PAYMENT,
+  SCENARIO,
+  type ScenarioStep,
+  SERVICES,
+  STREAM_USERS,
+} from "../scenario.js";
 
 /**
  * The polyglot demo's scenario: the course system's requests of ../scenario.ts (but the health
@@ -19,12 +31,6 @@ import { type ExpectedSpan, PAYMENT_TIMEOUT_MS, SCENARIO, type ScenarioStep, SER
  */
 
 const { gateway, user, payment } = SERVICES;
-const FETCH_USER = "user.v1.UserService/FetchUser";
-const STREAM_USERS = "user.v1.UserService/StreamUsers";
-const CREATE_USERS = "user.v1.UserService/CreateUsers";
-const CHAT = "user.v1.UserService/Chat";
-const GET_BALANCE = "payment.v1.PaymentService/GetBalance";
-const PROCESS_PAYMENT = "payment.v1.PaymentService/ProcessPayment";
 
 /** The span name instrumentation-grpc gives a method: its gRPC path, with the leading slash. */
 export function pythonSpanName(method: string): string {
