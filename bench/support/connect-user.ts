@@ -8,10 +8,13 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Client, Interceptor, ServiceImpl, Transport } from "@connectrpc/connect";
-import { createRouterTransport } from "@connectrpc/connect";
+import { createClient, createRouterTransport } from "@connectrpc/connect";
 import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
+import type { TracedClientOptions, TracedServiceOptions } from "connect-otel";
+import { createTracedUserServiceClient, traceUserService } from "../../generated/user/v1/user_otel.js";
 import type { ChatMessageSchema } from "../../generated/user/v1/user_pb.js";
 import { UserService } from "../../generated/user/v1/user_pb.js";
+import { createUserImpl } from "../../test/support/user-impl.js";
 import type { UserCalls } from "./grpc-js-user.js";
 
 /** The request stream of a bidi call: `count` chat messages, produced as the transport pulls them. */
@@ -110,4 +113,27 @@ export async function openUserPair(
     interceptors: interceptors.client?.(server.baseUrl),
   });
   return { transport, baseUrl: server.baseUrl, protocol: "grpc", close: server.close };
+}
+
+/** Options of the generated traced pair, the same on both sides except the client-only ones. */
+export type TracedUserOptions = TracedClientOptions<typeof UserService> & TracedServiceOptions<typeof UserService>;
+
+/** A pair and the benchmark's calls on its client. */
+export interface PairCalls {
+  readonly pair: UserPair;
+  readonly calls: UserCalls;
+}
+
+/**
+ * The plain implementation (test/support/user-impl.ts) and a client of it over `kind`: untraced
+ * connect when `tracing` is undefined, else the generated traced client and service wrapper with
+ * those options (the client's `baseUrl` and `protocol` are the pair's).
+ */
+export async function openConnectCalls(kind: PairTransport, tracing?: TracedUserOptions): Promise<PairCalls> {
+  const impl = createUserImpl();
+  const pair = await openUserPair(kind, tracing ? traceUserService(impl, tracing) : impl);
+  const client = tracing
+    ? createTracedUserServiceClient(pair.transport, { ...tracing, baseUrl: pair.baseUrl, protocol: pair.protocol })
+    : createClient(UserService, pair.transport);
+  return { pair, calls: connectCalls(client) };
 }

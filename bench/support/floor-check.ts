@@ -6,16 +6,11 @@
  * benchmark runs on, each with its own TracerProvider and in-memory exporter.
  */
 
-import { createClient } from "@connectrpc/connect";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace";
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
-import { createTracedUserServiceClient, traceUserService } from "../../generated/user/v1/user_otel.js";
-import { UserService } from "../../generated/user/v1/user_pb.js";
-import { createUserImpl } from "../../test/support/user-impl.js";
-import type { PairTransport, UserPair } from "./connect-user.js";
-import { connectCalls, openUserPair } from "./connect-user.js";
-import { floorClientInterceptor, floorServerInterceptor } from "./floor-interceptors.js";
-import type { UserCalls } from "./grpc-js-user.js";
+import type { PairCalls, PairTransport } from "./connect-user.js";
+import { openConnectCalls } from "./connect-user.js";
+import { openFloorCalls } from "./floor-interceptors.js";
 
 /** One span as the check compares it: everything but ids, times and the server's port number. */
 interface SpanShape {
@@ -49,7 +44,7 @@ function shapes(spans: readonly ReadableSpan[], port: string): SpanShape[] {
 /** The spans of the three calls through one system, shaped. */
 async function run(
   kind: PairTransport,
-  open: (provider: TracerProvider) => Promise<{ pair: UserPair; calls: UserCalls }>,
+  open: (provider: TracerProvider) => Promise<PairCalls>,
 ): Promise<SpanShape[][]> {
   const exporter = new InMemorySpanExporter();
   const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
@@ -76,19 +71,8 @@ async function run(
  * @throws what a call throws: both systems must complete the three calls.
  */
 export async function floorSpanMismatches(kind: PairTransport): Promise<string[]> {
-  const traced = await run(kind, async (provider) => {
-    const pair = await openUserPair(kind, traceUserService(createUserImpl(), { tracerProvider: provider }));
-    const options = { tracerProvider: provider, baseUrl: pair.baseUrl, protocol: pair.protocol };
-    return { pair, calls: connectCalls(createTracedUserServiceClient(pair.transport, options)) };
-  });
-  const floor = await run(kind, async (provider) => {
-    const tracer = provider.getTracer("floor");
-    const pair = await openUserPair(kind, createUserImpl(), {
-      server: [floorServerInterceptor(tracer)],
-      client: (baseUrl) => [floorClientInterceptor(tracer, baseUrl, kind === "h2c" ? "grpc" : "connectrpc")],
-    });
-    return { pair, calls: connectCalls(createClient(UserService, pair.transport)) };
-  });
+  const traced = await run(kind, (provider) => openConnectCalls(kind, { tracerProvider: provider }));
+  const floor = await run(kind, (provider) => openFloorCalls(kind, provider.getTracer("floor")));
   const mismatches: string[] = [];
   ["FetchUser", "StreamUsers of 3", "Chat of 3", "Chat of 70"].forEach((call, i) => {
     const a = JSON.stringify(traced[i]);

@@ -19,11 +19,15 @@
 import type { DescMessage } from "@bufbuild/protobuf";
 import { toBinary } from "@bufbuild/protobuf";
 import type { Interceptor, StreamRequest, StreamResponse, UnaryRequest, UnaryResponse } from "@connectrpc/connect";
-import { ConnectError } from "@connectrpc/connect";
+import { ConnectError, createClient } from "@connectrpc/connect";
 import { createAsyncIterable } from "@connectrpc/connect/protocol";
 import type { Attributes, Context, Span, TextMapGetter, TextMapSetter, Tracer } from "@opentelemetry/api";
 import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { UserService } from "../../generated/user/v1/user_pb.js";
 import { connectStatusNames, grpcStatusNames } from "../../test/support/semconv.js";
+import { createUserImpl } from "../../test/support/user-impl.js";
+import type { PairCalls, PairTransport } from "./connect-user.js";
+import { connectCalls, openUserPair } from "./connect-user.js";
 
 /** Most `rpc.message` events per span: the runtime's `maxMessageEvents` default. */
 const MAX_MESSAGE_EVENTS = 128;
@@ -281,4 +285,16 @@ function handlerSteps(messages: AsyncIterable<unknown>, call: FloorCall, schema:
     return: (value?: unknown) => (it.return ? it.return(value) : Promise.resolve({ done: true, value })),
   };
   return stream;
+}
+
+/**
+ * The plain implementation (test/support/user-impl.ts) with the floor's server interceptor, and an
+ * untraced connect client with its client interceptor, over `kind`; both record with `tracer`.
+ */
+export async function openFloorCalls(kind: PairTransport, tracer: Tracer): Promise<PairCalls> {
+  const pair = await openUserPair(kind, createUserImpl(), {
+    server: [floorServerInterceptor(tracer)],
+    client: (baseUrl) => [floorClientInterceptor(tracer, baseUrl, kind === "h2c" ? "grpc" : "connectrpc")],
+  });
+  return { pair, calls: connectCalls(createClient(UserService, pair.transport)) };
 }

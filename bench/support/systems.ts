@@ -4,18 +4,13 @@
  * without `@opentelemetry/instrumentation-grpc`. See bench/README.md for what each one is.
  */
 
-import { createClient } from "@connectrpc/connect";
 import { context, propagation } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { ParentBasedSampler, TraceIdRatioBasedSampler } from "@opentelemetry/sdk-trace";
-import type { TracedClientOptions, TracedServiceOptions } from "connect-otel";
-import { createTracedUserServiceClient, traceUserService } from "../../generated/user/v1/user_otel.js";
-import { UserService } from "../../generated/user/v1/user_pb.js";
-import { createUserImpl } from "../../test/support/user-impl.js";
-import type { PairTransport } from "./connect-user.js";
-import { connectCalls, openUserPair } from "./connect-user.js";
-import { floorClientInterceptor, floorServerInterceptor } from "./floor-interceptors.js";
+import type { PairTransport, TracedUserOptions } from "./connect-user.js";
+import { openConnectCalls } from "./connect-user.js";
+import { openFloorCalls } from "./floor-interceptors.js";
 import type { GrpcJsCopies, UserCalls } from "./grpc-js-user.js";
 import { loadGrpcJs, startGrpcUserStack } from "./grpc-js-user.js";
 import type { ExportTally, TracePipeline } from "./sdk-pipeline.js";
@@ -68,9 +63,6 @@ export interface System {
 
 const noTally: ExportTally = { items: 0, bytes: 0 };
 
-/** Options of a traced connect system, the same on both sides except the client-only ones. */
-type TracedOptions = TracedClientOptions<typeof UserService> & TracedServiceOptions<typeof UserService>;
-
 /** The sampler of the sampled-out systems: parent-based, ratio 0 at the root. */
 const samplingOut = () => new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0) });
 
@@ -87,20 +79,12 @@ export function systemFactories(transport: PairTransport): Record<SystemName, ()
   /** A connect system: untraced when `options` is undefined, else the generated traced pair with them. */
   async function connectSystem(
     name: SystemName,
-    options?: { tracing: TracedOptions; flush(): Promise<void>; spans: ExportTally },
+    options?: { tracing: TracedUserOptions; flush(): Promise<void>; spans: ExportTally },
   ): Promise<System> {
-    const impl = createUserImpl();
-    const pair = await openUserPair(transport, options ? traceUserService(impl, options.tracing) : impl);
-    const client = options
-      ? createTracedUserServiceClient(pair.transport, {
-          ...options.tracing,
-          baseUrl: pair.baseUrl,
-          protocol: pair.protocol,
-        })
-      : createClient(UserService, pair.transport);
+    const { pair, calls } = await openConnectCalls(transport, options?.tracing);
     return {
       name,
-      calls: connectCalls(client),
+      calls,
       flush: options?.flush ?? (async () => {}),
       spans: options?.spans ?? noTally,
       close: pair.close,
@@ -110,7 +94,7 @@ export function systemFactories(transport: PairTransport): Record<SystemName, ()
   /** A traced connect system on its own span pipeline, with extra options. */
   function tracedSystem(
     name: SystemName,
-    extra: TracedOptions = {},
+    extra: TracedUserOptions = {},
     pipeline: TracePipeline = createTracePipeline(),
     onFlush: () => Promise<void> = async () => {},
   ): Promise<System> {
@@ -129,14 +113,10 @@ export function systemFactories(transport: PairTransport): Record<SystemName, ()
    * pipeline: the same spans as `traced`, with nothing else.
    */
   async function floorSystem(name: SystemName, pipeline = createTracePipeline()): Promise<System> {
-    const tracer = pipeline.provider.getTracer("floor");
-    const pair = await openUserPair(transport, createUserImpl(), {
-      server: [floorServerInterceptor(tracer)],
-      client: (baseUrl) => [floorClientInterceptor(tracer, baseUrl, transport === "h2c" ? "grpc" : "connectrpc")],
-    });
+    const { pair, calls } = await openFloorCalls(transport, pipeline.provider.getTracer("floor"));
     return {
       name,
-      calls: connectCalls(createClient(UserService, pair.transport)),
+      calls,
       flush: () => pipeline.provider.forceFlush(),
       spans: pipeline.exporter.tally,
       close: pair.close,
