@@ -19,7 +19,9 @@ export interface CheckResult {
 
 /**
  * Finds the trace of a scenario step: the one whose root is the gateway's HTTP server span for
- * the step's path and query (`url.path`, `url.query` of the HTTP instrumentation).
+ * the step's method, path and query (`http.request.method`, `url.path`, `url.query` of the HTTP
+ * instrumentation). With `queryRecorded` false (Go's otelhttp records no `url.query`), a root
+ * without `url.query` matches any query.
  *
  * @returns the spans of that trace, or undefined when none matches
  */
@@ -27,17 +29,21 @@ export function findStepTrace(
   traces: readonly SpanRecord[][],
   step: ScenarioStep,
   gatewayService: string,
+  queryRecorded = true,
 ): SpanRecord[] | undefined {
   const url = new URL(step.path, "http://gateway");
   const query = url.search.replace(/^\?/, "");
+  const queryMatches = (recorded: unknown): boolean =>
+    recorded === undefined ? !queryRecorded || query === "" : recorded === query;
   return traces.find((spans) =>
     spans.some(
       (s) =>
         s.parentSpanId === undefined &&
         s.kind === "SERVER" &&
         s.serviceName === gatewayService &&
+        s.attributes["http.request.method"] === step.method &&
         s.attributes["url.path"] === url.pathname &&
-        (s.attributes["url.query"] ?? "") === query,
+        queryMatches(s.attributes["url.query"]),
     ),
   );
 }

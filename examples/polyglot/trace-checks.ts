@@ -1,7 +1,7 @@
 import type { ScenarioStep } from "../scenario.js";
 import { SERVICES } from "../scenario.js";
 import type { SpanRecord } from "../span-record.js";
-import { type CheckResult, checkStepTrace } from "../trace-checks.js";
+import { type CheckResult, checkStepTrace, findStepTrace } from "../trace-checks.js";
 import { groupByTrace } from "../waterfall.js";
 import { anyStackStatusCode } from "./rpc-status.js";
 import { languageOf, SDK_LANGUAGES } from "./span-language.js";
@@ -20,31 +20,6 @@ export const SERVICE_LANGUAGES: Readonly<Record<string, string>> = {
 };
 
 /**
- * Finds the trace of a step: the one whose root is the gateway's HTTP server span for the step's
- * method and path (`http.request.method`, `url.path`; otelhttp records no `url.query`, so the
- * query is compared only when the span has one).
- */
-export function findPolyglotStepTrace(
-  traces: readonly SpanRecord[][],
-  step: ScenarioStep,
-  gatewayService: string,
-): SpanRecord[] | undefined {
-  const url = new URL(step.path, "http://gateway");
-  const query = url.search.replace(/^\?/, "");
-  return traces.find((spans) =>
-    spans.some(
-      (s) =>
-        s.parentSpanId === undefined &&
-        s.kind === "SERVER" &&
-        s.serviceName === gatewayService &&
-        s.attributes["http.request.method"] === step.method &&
-        s.attributes["url.path"] === url.pathname &&
-        (s.attributes["url.query"] === undefined || s.attributes["url.query"] === query),
-    ),
-  );
-}
-
-/**
  * Checks all received spans against the polyglot scenario.
  *
  * @param spans every span received
@@ -60,7 +35,7 @@ export function checkPolyglotTraces(spans: readonly SpanRecord[], steps: readonl
     ),
   ];
   for (const step of steps) {
-    const trace = findPolyglotStepTrace(traces, step, SERVICES.gateway);
+    const trace = findStepTrace(traces, step, SERVICES.gateway, false);
     if (trace === undefined) {
       results.push(
         result(`${step.name}: trace of ${step.method} ${step.path} received`, false, "no trace has that root"),
